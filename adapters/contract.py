@@ -144,17 +144,24 @@ class BaseAdapter:
 
 
 def availability(adapter: Any, device: str | None = None) -> str | None:
-    """Why ``adapter`` cannot run on ``device`` (None: it can), whichever signature its ``available`` has."""
+    """Why ``adapter`` cannot run on ``device`` (None: it can), whichever signature its ``available`` has.
+
+    The one availability check of the harness. A broken ``available()`` makes the adapter unavailable,
+    with the exception as the reason; it never breaks a run or a collection.
+    """
     fn = getattr(adapter, "available", None)
     if fn is None:
         return None
     try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if device is not None and len(params) >= 1:
-        return fn(device)
-    return fn()
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if device is not None and len(params) >= 1:
+            return fn(device)
+        return fn()
+    except Exception as exc:
+        return f"available() raised {type(exc).__name__}: {exc}"
 
 
 def describe(adapter: Any) -> dict[str, Any]:
