@@ -44,7 +44,7 @@ from .arith import F64Arith, MpArith
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
 from .grads import GradEntry, SparseGrad, check_entries, coalesce
-from .held import Held
+from .held import HeldSet
 
 __all__ = ["StepTrace", "Trajectory", "trajectory"]
 
@@ -164,7 +164,7 @@ def trajectory(
     record_state: Iterable[int] | None = None,
     arithmetic: str = "mpmath",
     trace: list | None = None,
-    held: "Held | None" = None,
+    held: "HeldSet | None" = None,
 ) -> Trajectory:
     """Run the reference Adam over ``grads`` (one list of entries per step).
 
@@ -175,8 +175,10 @@ def trajectory(
     model used by the error budget).
     trace: with arithmetic="float64", a list that receives one ``StepTrace`` per
     step (the intermediates the error budget needs).
-    held: with arithmetic="float64", compute with the hyperparameters as an
-    implementation holds them in its dtype (``adamconf.reference.held``).
+    held: with arithmetic="float64", compute every variant of a ``HeldSet`` at once (the
+    hyperparameters and bias corrections as implementations hold them,
+    ``adamconf.reference.held``): the recorded arrays then have a variant axis after the
+    step axis, (len(steps), V, *shape). Without a trace.
     """
     d = resolve_dialect(dialect)
     A = MpArith(dps) if arithmetic == "mpmath" else F64Arith()
@@ -184,6 +186,8 @@ def trajectory(
         raise ValueError(f"arithmetic={arithmetic!r}; use 'mpmath' or 'float64'")
     if (trace is not None or held is not None) and arithmetic != "float64":
         raise ValueError("trace= and held= need arithmetic='float64'")
+    if trace is not None and held is not None:
+        raise ValueError("trace= and held= exclude each other")
     if d.sparse_rows == "lazy" and config.weight_decay:
         raise ValueError("lazy sparse rows with weight decay is not defined (SparseAdam has none)")
     if d.epsilon == "hat" and config.amsgrad and d.amsgrad_max == "corrected":
@@ -196,12 +200,17 @@ def trajectory(
     wanted_state = wanted if record_state is None else {int(t) for t in record_state} & wanted
 
     tensors = [_Tensor(A, p, config.amsgrad) for p in params0]
+    if held is not None:  # one row per variant
+        V = len(held)
+        for x in tensors:
+            x.theta, x.m, x.v = (np.repeat(a[None, :], V, axis=0) for a in (x.theta, x.m, x.v))
+            x.vmax = None if x.vmax is None else np.repeat(x.vmax[None, :], V, axis=0)
     beta1, beta2, eps = A.scalar(config.beta1), A.scalar(config.beta2), A.scalar(config.eps)
     one_m_b1, one_m_b2 = A.sub(A.one, beta1), A.sub(A.one, beta2)
     pow_base1, pow_base2 = beta1, beta2
     if held is not None:
         beta1, one_m_b1, beta2, one_m_b2 = held.beta1, held.one_minus_beta1, held.beta2, held.one_minus_beta2
-        pow_base1, pow_base2, eps = held.pow_base1, held.pow_base2, held.eps
+        eps = held.eps
     eps_root = A.scalar(config.eps_root)
     wd = A.scalar(config.weight_decay)
     rec: dict[str, list[list]] = {k: [] for k in ("theta", "m", "v", "vmax")}
@@ -215,7 +224,8 @@ def trajectory(
             if t in wanted_state:  # converting to double-double costs as much as a step: only where kept
                 rec[key].append([A.to_hi_lo(getattr(x, key)) for x in tensors])
             else:
-                rec[key].append([(np.full(len(x.theta), np.nan), np.full(len(x.theta), np.nan)) for x in tensors])
+                rec[key].append([(np.full(np.shape(x.theta), np.nan), np.full(np.shape(x.theta), np.nan))
+                                 for x in tensors])
 
     snapshot(0)
     for t in range(1, n_steps + 1):
@@ -223,9 +233,9 @@ def trajectory(
         check_entries(entries, shapes)
         k = t - 1 if d.schedule_step == "t-1" else t
         lr_t = _learning_rate(A, config, k)
-        if held is not None:
-            lr_t = held.round(lr_t)
         lrs.append(A.to_float(lr_t))
+        if held is not None:
+            lr_t = held.lr(lr_t)
 
         # Step 2: gradients as flat vectors, with the touched positions for lazy rows.
         g_vecs, touched = [], []
@@ -245,7 +255,9 @@ def trajectory(
         if trace is not None:
             st = StepTrace(t=t, lr=float(lr_t), clip=clip_info, g_raw=list(g_raw), g_clipped=list(g_vecs))
 
-        if d.bias_correction:
+        if d.bias_correction and held is not None:
+            bc1, bc2 = held.bias_corrections(t)
+        elif d.bias_correction:
             bc1 = A.sub(A.one, A.pow_int(pow_base1, t))
             bc2 = A.sub(A.one, A.pow_int(pow_base2, t))
         else:
@@ -299,11 +311,13 @@ def trajectory(
         if trace is not None:
             trace.append(st)
 
+    lead = (len(rec_steps),) if held is None else (len(rec_steps), len(held))
+
     def stack(key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
         his, los = [], []
         for k, shape in enumerate(shapes):
-            his.append(np.stack([row[k][0] for row in rec[key]]).reshape(len(rec_steps), *shape))
-            los.append(np.stack([row[k][1] for row in rec[key]]).reshape(len(rec_steps), *shape))
+            his.append(np.stack([row[k][0] for row in rec[key]]).reshape(*lead, *shape))
+            los.append(np.stack([row[k][1] for row in rec[key]]).reshape(*lead, *shape))
         return his, los
 
     theta, theta_lo = stack("theta")

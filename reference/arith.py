@@ -291,7 +291,7 @@ class F64Arith:
         return np.zeros(n, dtype=np.float64)
 
     def to_hi_lo(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.array(vec, dtype=np.float64), np.zeros(len(vec), dtype=np.float64)
+        return np.array(vec, dtype=np.float64), np.zeros(np.shape(vec), dtype=np.float64)
 
     def to_float(self, x: Any) -> float:
         return float(x)
@@ -348,11 +348,14 @@ class F64Arith:
         return float(a) ** (num / den)
 
     def gather(self, a, idx):
-        return np.asarray(a)[np.asarray(idx, dtype=np.int64)]
+        return np.asarray(a)[..., np.asarray(idx, dtype=np.int64)]
 
     def scatter(self, a, idx, values):
-        out = np.array(a, copy=True)
-        out[np.asarray(idx, dtype=np.int64)] = values
+        # the last axis holds the elements; a leading variant axis (``held=``) broadcasts
+        a, values = np.asarray(a), np.asarray(values)
+        lead = np.broadcast_shapes(a.shape[:-1], values.shape[:-1])
+        out = np.array(np.broadcast_to(a, lead + a.shape[-1:]), copy=True)
+        out[..., np.asarray(idx, dtype=np.int64)] = values
         return out
 
     def concat(self, parts):

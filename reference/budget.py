@@ -88,9 +88,8 @@ from .adam import StepTrace, trajectory
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
 from .dtypes import Format, fmt
-from .held import held_variants
 
-__all__ = ["Budget", "compute_budget", "variant_updates", "C_M", "C_V", "LAMBDA", "N_ELEM", "N_SCALAR"]
+__all__ = ["Budget", "amplification", "compute_budget", "C_M", "C_V", "LAMBDA", "N_ELEM", "N_SCALAR"]
 
 N_ELEM = 8     # roundings in the per-element update formula (item 2)
 N_SCALAR = 4   # roundings in the per-step scalars lr/bc1, sqrt(bc2), lr*sqrt(bc2)/bc1 (item 1)
@@ -102,55 +101,33 @@ TORCH_CLIP_EPS = 1e-6
 
 @dataclass
 class Budget:
-    """Per-step, per-element bounds for one case (lists are per tensor).
+    """Per-step, per-element bounds of one case before its path class is applied (lists per tensor).
 
-    update[k][t-1]: bound on |Delta_t - delta_t| (t = 1..T); trajectory[k][t]: bound on
-    |theta_t - theta*_t| (t = 0..T); m, v, vmax: state bounds (t = 0..T); bias_*: the
-    ingredients of the mean-error threshold (item 5 of the module docstring).
+    formula[k][t-1]: bound on |Delta_t - delta_t| from everything but the final rounding of
+    theta and the unmodelled part of beta^t (t = 1..T); the judge adds both per path class
+    (``reference.judge``). m, v, vmax: state bounds (t = 0..T). adam_update: |u_t| of the
+    model, which the residual of beta^t scales; amp1, amp2: beta^t / bc per step (T,);
+    model_update / model_theta: the model's signed applied update and theta; bias_*: the
+    ingredients of the mean-error threshold (item 5); wv: S / (S + eps), how much an update
+    depends on v (an update with wv ~ 0 is eps-dominated and blind to how v is held).
     """
 
     dtype: str
-    update: list[np.ndarray]
-    trajectory: list[np.ndarray]
+    formula: list[np.ndarray]
     m: list[np.ndarray]
     v: list[np.ndarray]
     vmax: list[np.ndarray] | None
-    model_update: list[np.ndarray]       # signed exact-model applied update Delta_t, (T, *shape)
-    bias_sys: list[np.ndarray]           # worst-case systematic part, absolute, (T, *shape)
-    bias_var_step: list[np.ndarray]      # variance of the independent rounding, (T, *shape)
-    bias_sd_state: list[np.ndarray]      # std of the moments' rounding (correlated over t), (T, *shape)
-
-    def bias_threshold(self, steps: Sequence[int], mask: list[np.ndarray] | None = None) -> tuple[float, float, float]:
-        """(threshold, systematic part, sigma_Z) of Z over the given steps (1-based)."""
-        idx = np.asarray(steps, dtype=np.int64) - 1
-        num_sys, var, sd_state_sq, weight = 0.0, 0.0, 0.0, 0.0
-        for k in range(len(self.update)):
-            w = np.abs(self.model_update[k][idx]).reshape(len(idx), -1)
-            ok = np.isfinite(w) & (w > 0)
-            if mask is not None:
-                ok &= mask[k].reshape(len(idx), -1)
-            weight += float(np.sum(np.where(ok, w, 0.0)))
-            num_sys += float(np.sum(np.where(ok, self.bias_sys[k][idx].reshape(len(idx), -1), 0.0)))
-            var += float(np.sum(np.where(ok, self.bias_var_step[k][idx].reshape(len(idx), -1), 0.0)))
-            per_element = np.sum(np.where(ok, self.bias_sd_state[k][idx].reshape(len(idx), -1), 0.0), axis=0)
-            sd_state_sq += float(np.sum(per_element ** 2))
-        if weight == 0:
-            return math.inf, 0.0, 0.0
-        s_sys = num_sys / weight
-        sigma = math.sqrt(var + sd_state_sq) / weight
-        return s_sys + LAMBDA * sigma, s_sys, sigma
-
-
-class _Rounding(Format):
-    """A format whose hyperparameters are taken as already held (no representation error).
-
-    Used for the mean-error check, which compares a run with the float64 model fed the
-    very hyperparameter values the implementation holds (``reference.held``): only the
-    rounding *during* the run is left to bound.
-    """
-
-    def rel_error(self, value: float) -> float:
-        return 0.0
+    adam_update: list[np.ndarray]
+    amp1: np.ndarray
+    amp2: np.ndarray
+    touched: list[np.ndarray]
+    model_update: list[np.ndarray]
+    model_theta: list[np.ndarray]
+    bias_sys: list[np.ndarray]
+    bias_var_step: list[np.ndarray]
+    bias_sd_state: list[np.ndarray]
+    wv: list[np.ndarray]
+    decoupled: bool = False
 
 
 def _r1(F: Format, beta: float) -> float:
@@ -160,20 +137,36 @@ def _r1(F: Format, beta: float) -> float:
     return max(F.rel_error(1.0 - beta), F.u + F.rel_error(beta) * beta / (1.0 - beta))
 
 
-def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool) -> float:
+def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool, r_beta: float) -> float:
+    """Relative error of bc = 1 - beta^t from beta's representation (r_beta), and the rounding of bc.
+
+    An error e in beta^t becomes e beta^t / bc in bc; beta rounded by r makes beta^t off by t r.
+    How beta^t itself is formed (pow, squaring, a product) is the path class's: ``amplification``
+    gives the factor beta^t / bc that its residual (``paths.pow_residual``) is multiplied by.
+    """
     if not bias_correction or beta == 0:
         return 0.0
     bt = beta ** t
-    bc = 1.0 - bt
-    c_pow = 2.0 + t * abs(math.log(beta))
-    return (bt / bc) * (t * F.rel_error(beta) + c_pow * F.u) + F.u
+    return (bt / (1.0 - bt)) * t * r_beta + F.u
 
 
-def _rho_lr(F: Format, config: AdamConfig, k: int) -> float:
-    """Relative error of lr_t as an implementation in F computes it at schedule index k."""
+def amplification(beta: float, t: int, bias_correction: bool) -> float:
+    """beta^t / (1 - beta^t): how a relative error of beta^t enters bc."""
+    if not bias_correction or beta == 0:
+        return 0.0
+    bt = beta ** t
+    return bt / (1.0 - bt)
+
+
+def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False) -> float:
+    """Relative error of lr_t as an implementation in F computes it at schedule index k.
+
+    lr_modelled: the judge's variants hold a constant lr exactly as the implementation does
+    (hyper=float32), so its representation is not an error.
+    """
     sched = config.schedule
     if sched is None:
-        rho = F.rel_error(float(config.lr))
+        rho = 0.0 if lr_modelled else F.rel_error(float(config.lr))
     elif sched.kind == "piecewise_constant":
         rho = F.rel_error(sched(k)) + 3 * F.u
     else:
@@ -187,59 +180,39 @@ def _rho_lr(F: Format, config: AdamConfig, k: int) -> float:
     return rho
 
 
-def variant_updates(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
-                    grads: Sequence[Sequence], dtype: str) -> list[tuple[str, list[np.ndarray]]]:
-    """The float64 model's applied updates (T, *shape) under each way of holding the hyperparameters."""
-    out = []
-    for held in held_variants(config, dtype):
-        steps: list[StepTrace] = []
-        with np.errstate(all="ignore"):
-            trajectory(config, dialect, params0, grads, arithmetic="float64", trace=steps, held=held)
-        per_tensor = []
-        for k, p in enumerate(params0):
-            rows = []
-            for st in steps:
-                decay = st.lr * config.weight_decay * st.theta[k] if (
-                    config.weight_decay and config.weight_decay_mode == "decoupled") else 0.0
-                rows.append(-(st.update[k] + decay))
-            per_tensor.append(np.stack(rows).reshape(len(steps), *np.shape(p)) if rows else np.zeros((0, *np.shape(p))))
-        out.append((held.name, per_tensor))
-    return out
-
-
 def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
-                   grads: Sequence[Sequence], dtype: str,
-                   theta_impl: Sequence[np.ndarray] | None = None, representation: bool = True) -> Budget:
-    """Bounds for every step of a case in ``dtype`` (see the module docstring).
+                   grads: Sequence[Sequence], dtype: str, *, held: bool = False, rep_dtype: str | None = None,
+                   lr_modelled: bool = False) -> Budget:
+    """Bounds for every step of a case whose arithmetic runs in ``dtype`` (see the module docstring).
 
-    theta_impl: the implementation's parameters after each step, (T+1, *shape) per
-    tensor; their ulps enter the bounds. Without them the model's theta is used
-    with a factor 2 (an ulp can double across a binade).
-    representation: False leaves out the representation error of the hyperparameters
-    (for the mean-error check against ``held`` variants).
+    held: the comparison is with a variant of the float64 model that holds beta1, beta2 and eps
+    as the implementation does (``reference.held``), so their representation is no error;
+    otherwise (the exact golden) it is bounded. rep_dtype: the format the other hyperparameters
+    (lr, clip thresholds, weight decay, decay) are held in (default ``dtype``; float32 for
+    hyper=float32). lr_modelled: a constant lr is held exactly by the variants.
     Non-finite model values (NaN gradients) give non-finite bounds, silently: the
     assessment judges those elements by their non-finite pattern.
     """
     with np.errstate(all="ignore"):
-        return _compute_budget(config, dialect, params0, grads, dtype, theta_impl, representation)
+        return _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype or dtype, lr_modelled)
 
 
-def _compute_budget(config, dialect, params0, grads, dtype, theta_impl, representation) -> Budget:
+def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_modelled) -> Budget:
     d = resolve_dialect(dialect)
     F = fmt(dtype)
-    if not representation:
-        F = _Rounding(F.name, F.p, F.emin, F.max)
+    Fr = fmt(rep_dtype)
     u = F.u
     steps: list[StepTrace] = []
-    model = trajectory(config, d, params0, grads, arithmetic="float64", trace=steps)
+    trajectory(config, d, params0, grads, arithmetic="float64", trace=steps)
     shapes = [np.shape(p) for p in params0]
     sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
     n_total = sum(sizes)
     T = len(steps)
     b1, b2, eps, w = config.beta1, config.beta2, config.eps, config.weight_decay
-    r_b1, r_b2, r_eps, r_w = F.rel_error(b1), F.rel_error(b2), F.rel_error(eps), F.rel_error(w)
-    r1_b1, r1_b2 = _r1(F, b1), _r1(F, b2)
-    r_eps_root = F.rel_error(config.eps_root)
+    rep = (lambda x: 0.0) if held else Fr.rel_error  # noqa: E731  beta, eps: modelled by the variants
+    r_b1, r_b2, r_eps, r_w = rep(b1), rep(b2), rep(eps), Fr.rel_error(w)
+    r1_b1, r1_b2 = (0.0, 0.0) if held else (_r1(Fr, b1), _r1(Fr, b2))
+    r_eps_root = Fr.rel_error(config.eps_root)
     decoupled = bool(w) and config.weight_decay_mode == "decoupled"
     coupled = bool(w) and config.weight_decay_mode == "l2"
 
@@ -249,7 +222,12 @@ def _compute_budget(config, dialect, params0, grads, dtype, theta_impl, represen
     B, Tb = zeros(T), zeros(T + 1)
     Em, Ev, Evmax = zeros(T + 1), zeros(T + 1), zeros(T + 1)
     sys_, var_step, sd_state = zeros(T), zeros(T), zeros(T)
-    model_update = zeros(T)
+    model_update, adam_update, wvs = zeros(T), zeros(T), zeros(T)
+    touched_all = [np.zeros((T, n), dtype=bool) for n in sizes]
+    theta_model = zeros(T + 1)
+    for kk in range(len(sizes)):
+        theta_model[kk][0] = np.asarray(params0[kk], dtype=np.float64).ravel()
+    amp1, amp2 = np.zeros(T), np.zeros(T)
     # systematic / random split of the moment errors (for item 5)
     Em_sys, Ev_sys = [np.zeros(n) for n in sizes], [np.zeros(n) for n in sizes]
     Vm_rnd, Vv_rnd = [np.zeros(n) for n in sizes], [np.zeros(n) for n in sizes]
@@ -259,29 +237,31 @@ def _compute_budget(config, dialect, params0, grads, dtype, theta_impl, represen
     for st in steps:
         t = st.t
         k_sched = t - 1 if d.schedule_step == "t-1" else t
-        rho_lr = _rho_lr(F, config, k_sched)
-        rho_step = (rho_lr + _rho_bc(F, b1, t, d.bias_correction) + _rho_bc(F, b2, t, d.bias_correction) / 2
-                    + N_SCALAR * u)
+        rho_lr = _rho_lr(Fr, config, k_sched, lr_modelled)
+        amp1[t - 1] = amplification(b1, t, d.bias_correction)
+        amp2[t - 1] = amplification(b2, t, d.bias_correction)
+        rho_step = (rho_lr + _rho_bc(F, b1, t, d.bias_correction, r_b1)
+                    + _rho_bc(F, b2, t, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
         # gradient clipping: relative error common to the step (systematic)
         rho_clip = [0.0] * len(sizes)
         if config.clipnorm is not None or config.global_clipnorm is not None:
             for kk in range(len(sizes)):
                 rho = 0.0
                 if config.clipnorm is not None and st.clip["clipnorm"][kk]:
-                    rho += ((sizes[kk] + 1) / 2 + 3) * u + F.rel_error(config.clipnorm)
+                    rho += ((sizes[kk] + 1) / 2 + 3) * u + Fr.rel_error(config.clipnorm)
                 if config.global_clipnorm is not None and st.clip["global"]:
-                    rho += ((n_total + 1) / 2 + 3) * u + F.rel_error(config.global_clipnorm)
+                    rho += ((n_total + 1) / 2 + 3) * u + Fr.rel_error(config.global_clipnorm)
                 if d.clip == "tf":
                     rho += 2 * u  # g * c * min(1/n, 1/c) multiplies even when it does not clip
                 if d.clip == "torch":
-                    rho += u + F.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
+                    rho += u + Fr.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
                 rho_clip[kk] = rho
         for kk in range(len(sizes)):
             touched = st.touched[kk]
             g_clip = np.abs(st.g_clipped[kk])
             if config.clipvalue is not None:
                 clipped = np.abs(st.g_raw[kk]) > config.clipvalue
-                e_g_sys = g_clip * rho_clip[kk] + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
+                e_g_sys = g_clip * rho_clip[kk] + np.where(clipped, config.clipvalue * Fr.rel_error(config.clipvalue), 0.0)
             else:
                 e_g_sys = g_clip * rho_clip[kk]
             e_g_rnd = np.zeros(sizes[kk])
@@ -310,7 +290,8 @@ def _compute_budget(config, dialect, params0, grads, dtype, theta_impl, represen
                     Evmax_sys[kk] = np.maximum(Evmax_sys[kk], Ev_sys[kk])
                     Vvmax_rnd[kk] = np.maximum(Vvmax_rnd[kk], Vv_rnd[kk])
                 else:  # max(vmax, v / bc2): the division adds u and bc2's error
-                    rb2 = _rho_bc(F, b2, t, d.bias_correction)
+                    # bc2's error: its representation part, and the worst path residual (t u)
+                    rb2 = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
                     e_corr = Ev[kk][t] / st.bc2 + np.abs(st.v[kk]) / st.bc2 * (rb2 + u)
                     Evmax[kk][t] = np.maximum(Evmax[kk][t - 1], e_corr)
                     Evmax_sys[kk] = np.maximum(Evmax_sys[kk], Ev_sys[kk] / st.bc2 + np.abs(st.v[kk]) / st.bc2 * rb2)
@@ -333,35 +314,37 @@ def _compute_budget(config, dialect, params0, grads, dtype, theta_impl, represen
                     eps_root_term = np.where(vhat + config.eps_root > 0,
                                              0.5 * wv * r_eps_root * config.eps_root / (vhat + config.eps_root), 0.0)
             theta_next = theta - U * np.sign(st.update[kk]) - (st.lr * w * theta if decoupled else 0.0)
-            if theta_impl is not None:
-                th_impl = np.asarray(theta_impl[kk], dtype=np.float64).reshape(T + 1, -1)
-                ulp_next = np.fmax(F.ulp(th_impl[t]), F.ulp(theta_next))
-                ulp_prev = np.fmax(F.ulp(th_impl[t - 1]), F.ulp(theta))
-            else:
-                ulp_next, ulp_prev = 2 * F.ulp(theta_next), 2 * F.ulp(theta)
+            # the final rounding of theta is the path class's (judge); the feedback of the trajectory
+            # bound into the weight-decay terms takes the widest class's: one ulp, across a binade
+            ulp_fb = 2 * F.ulp(theta_next)
             b = (U * (rho_step + N_ELEM * u + eps_term + eps_root_term) + dU_dm * Em[kk][t]
-                 + U * 0.5 * wv * rel_v + ulp_next / 2 + N_ELEM * F.tiny)
+                 + U * 0.5 * wv * rel_v + N_ELEM * F.tiny)
             b_sys = U * (rho_step + eps_term + eps_root_term) + dU_dm * Em_sys[kk] + U * 0.5 * wv * rel_v_sys
             if decoupled:
                 wd = st.lr * w * np.abs(theta)
-                b = b + ulp_prev / 2 + wd * (rho_lr + r_w + 2 * u) + st.lr * w * Tb[kk][t - 1]
+                b = b + wd * (rho_lr + r_w + 2 * u) + st.lr * w * Tb[kk][t - 1]
                 b_sys = b_sys + wd * (rho_lr + r_w) + st.lr * w * Tb[kk][t - 1]
             b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
             B[kk][t - 1] = b
-            Tb[kk][t] = Tb[kk][t - 1] + b
+            Tb[kk][t] = Tb[kk][t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0), 0.0)
             model_update[kk][t - 1] = theta_next - theta
+            theta_model[kk][t] = theta_next
+            adam_update[kk][t - 1] = np.where(touched, U, 0.0)
+            touched_all[kk][t - 1] = touched
+            wvs[kk][t - 1] = wv
             sys_[kk][t - 1] = np.where(touched, b_sys, 0.0)
-            var_step[kk][t - 1] = np.where(touched, ulp_next ** 2 / 12 + (U * u) ** 2 * N_ELEM / 3, 0.0)
+            var_step[kk][t - 1] = np.where(touched, (U * u) ** 2 * N_ELEM / 3, 0.0)
             sd_state[kk][t - 1] = np.where(touched, dU_dm * np.sqrt(Vm_rnd[kk]) + U * 0.5 * wv * sd_v, 0.0)
 
     def shaped(arrs, rows):
         return [a.reshape(rows, *s) for a, s in zip(arrs, shapes)]
 
-    del model  # only the trace was needed
     return Budget(
-        dtype=dtype,
-        update=shaped(B, T), trajectory=shaped(Tb, T + 1),
+        dtype=dtype, formula=shaped(B, T),
         m=shaped(Em, T + 1), v=shaped(Ev, T + 1), vmax=shaped(Evmax, T + 1) if config.amsgrad else None,
-        model_update=shaped(model_update, T), bias_sys=shaped(sys_, T),
-        bias_var_step=shaped(var_step, T), bias_sd_state=shaped(sd_state, T),
+        adam_update=shaped(adam_update, T), amp1=amp1, amp2=amp2,
+        touched=[a.reshape(T, *s) for a, s in zip(touched_all, shapes)],
+        model_update=shaped(model_update, T), model_theta=shaped(theta_model, T + 1),
+        bias_sys=shaped(sys_, T), bias_var_step=shaped(var_step, T), bias_sd_state=shaped(sd_state, T),
+        wv=shaped(wvs, T), decoupled=decoupled,
     )

@@ -1,38 +1,46 @@
-"""How an implementation holds the hyperparameters in its dtype: the variants of rounding.
+"""How an implementation holds the hyperparameters: the variants the judge models exactly.
 
-A float32 Adam does not compute with beta2 = 0.999 but with numbers near it,
-and implementations choose differently (read from their sources; SEMANTICS.md):
+A float32 Adam does not compute with beta2 = 0.999 but with numbers near it, and
+implementations choose differently (docs/semantics.md, "Where the numbers are rounded"):
 
-- form "A", (fl(beta), 1 - fl(beta)): the moment kernel gets beta as a D scalar
-  and forms 1 - beta in D, exactly (tf.raw_ops.ResourceApplyAdam, tf_keras legacy);
-- form "B", (1 - fl(1-beta), fl(1-beta)): a lerp / ``m += (g - m) * (1 - beta)``
-  with 1 - beta formed in double and rounded (torch exp_avg.lerp_, Keras 3);
-- form "C", (fl(beta), fl(1-beta)): both rounded separately, so they do not sum to
-  1 (torch exp_avg_sq.mul_(beta2).addcmul_(..., value=1-beta2), optax).
+- form "A", (fl(beta), 1 - fl(beta)): the moment kernel gets beta as a D scalar and forms
+  1 - beta in D, exactly (tf.raw_ops.ResourceApplyAdam, tf_keras legacy);
+- form "B", (1 - fl(1-beta), fl(1-beta)): a lerp / ``m += (g - m) * (1 - beta)`` with
+  1 - beta formed in double and rounded (torch exp_avg.lerp_, Keras 3);
+- form "C", (fl(beta), fl(1-beta)): both rounded separately, so they do not sum to 1
+  (torch exp_avg_sq.mul_(beta2).addcmul_(..., value=1-beta2), optax);
+- form "X", (beta, 1 - beta) in double: with hyperparameters held in float32 inside a float64
+  run, the moments may still use the double (Keras 3 forms only beta^t from float32).
 
-and beta^t from fl(beta) (Keras, optax, capturable torch) or from the double beta
-(torch single-tensor and CPU fused compute bias corrections in Python floats).
-lr_t and eps are rounded to D. The float64 model run with each variant gives the
-update the implementation would make without rounding *during* the run; the
-mean-error check compares a run with the variant it matches best, so what is left
-is rounding alone (``assess``).
+Beside the forms, each variant carries its arithmetic path's bias corrections
+(``paths.powers_table``: beta^t by double pow, pow in D, repeated squaring or a running
+product) and, for ``hyper=float32``, lr_t either as the double or rounded to float32.
+``HeldSet`` stacks the variants so that the float64 model runs all of them at once
+(a leading variant axis); what is left between a correct run and its variant is the
+rounding *during* the run, which the rounding-only budget bounds.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .config import AdamConfig
 from .dtypes import fmt
+from .paths import PathClass, powers_table
 
-__all__ = ["Held", "held_variants"]
+__all__ = ["Held", "HeldSet", "held_variants"]
 
 
 @dataclass(frozen=True)
 class Held:
+    """One way of holding the hyperparameters (a variant of the float64 model)."""
+
     name: str
-    dtype: str
+    powers: str
+    hyper: str
     beta1: float
     one_minus_beta1: float
     beta2: float
@@ -40,27 +48,76 @@ class Held:
     pow_base1: float
     pow_base2: float
     eps: float
-
-    def round(self, x: float) -> float:
-        """x as the implementation's dtype holds it."""
-        return float(fmt(self.dtype).round([x])[0])
+    lr_float32: bool = False
 
 
-def _forms(F, beta: float) -> dict[str, tuple[float, float]]:
+def _forms(F, beta: float, with_double: bool) -> dict[str, tuple[float, float]]:
     r = lambda x: float(F.round([x])[0])  # noqa: E731
-    return {"A": (r(beta), 1.0 - r(beta)), "B": (1.0 - r(1.0 - beta), r(1.0 - beta)), "C": (r(beta), r(1.0 - beta))}
+    out = {"A": (r(beta), 1.0 - r(beta)), "B": (1.0 - r(1.0 - beta), r(1.0 - beta)), "C": (r(beta), r(1.0 - beta))}
+    if with_double:
+        out["X"] = (beta, 1.0 - beta)
+    return out
 
 
-def held_variants(config: AdamConfig, dtype: str) -> list[Held]:
-    """The distinct ways a ``dtype`` implementation may hold ``config``'s hyperparameters."""
-    F = fmt(dtype)
-    f1, f2 = _forms(F, config.beta1), _forms(F, config.beta2)
-    eps = float(F.round([config.eps])[0])
+def held_variants(config: AdamConfig, dtype: str, classes: list[PathClass]) -> list[Held]:
+    """The distinct ways implementations of ``classes`` hold ``config``'s hyperparameters in ``dtype``."""
     seen: dict[tuple, Held] = {}
-    for (n1, (b1, omb1)), (n2, (b2, omb2)), pow_from in itertools.product(f1.items(), f2.items(), ("held", "double")):
-        p1 = float(F.round([config.beta1])[0]) if pow_from == "held" else config.beta1
-        p2 = float(F.round([config.beta2])[0]) if pow_from == "held" else config.beta2
-        key = (b1, omb1, b2, omb2, p1, p2)
-        if key not in seen:
-            seen[key] = Held(f"m:{n1},v:{n2},pow:{pow_from}", dtype, b1, omb1, b2, omb2, p1, p2, eps)
+    for c in classes:
+        D = c.round_dtype(dtype)
+        F_h = fmt("float32" if c.hyper == "float32" else D)
+        double = c.hyper == "float32"
+        f1, f2 = _forms(F_h, config.beta1, double), _forms(F_h, config.beta2, double)
+        eps = float(fmt(D).round([config.eps])[0])
+        rb = lambda b: float(F_h.round([b])[0])  # noqa: E731
+        p1, p2 = (config.beta1, config.beta2) if c.powers == "double" else (rb(config.beta1), rb(config.beta2))
+        for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32 in itertools.product(
+                f1.items(), f2.items(), (False, True) if double else (False,)):
+            key = (c.powers, D, b1, omb1, b2, omb2, p1, p2, eps, lr32)
+            if key not in seen:
+                name = f"m:{n1},v:{n2},powers:{c.powers}" + (",lr:float32" if lr32 else "")
+                seen[key] = Held(name, c.powers, c.hyper, b1, omb1, b2, omb2, p1, p2, eps, lr32)
     return list(seen.values())
+
+
+@dataclass
+class HeldSet:
+    """Variants stacked for the float64 model: (V, 1) scalars and (V, T) bias corrections."""
+
+    variants: list[Held]
+    dtype: str   # the dtype the powers are formed in
+    steps: int
+    beta1: np.ndarray = field(init=False)
+    one_minus_beta1: np.ndarray = field(init=False)
+    beta2: np.ndarray = field(init=False)
+    one_minus_beta2: np.ndarray = field(init=False)
+    eps: np.ndarray = field(init=False)
+    bc1: np.ndarray = field(init=False)
+    bc2: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        col = lambda name: np.array([[getattr(h, name)] for h in self.variants], dtype=np.float64)  # noqa: E731
+        self.beta1, self.one_minus_beta1 = col("beta1"), col("one_minus_beta1")
+        self.beta2, self.one_minus_beta2 = col("beta2"), col("one_minus_beta2")
+        self.eps = col("eps")
+        tables: dict[tuple, np.ndarray] = {}
+
+        def table(base: float, powers: str) -> np.ndarray:
+            key = (base, powers)
+            if key not in tables:
+                tables[key] = powers_table(base, self.steps, powers, self.dtype)
+            return tables[key]
+
+        self.bc1 = np.stack([table(h.pow_base1, h.powers) for h in self.variants]) if self.steps else \
+            np.zeros((len(self.variants), 0))
+        self.bc2 = np.stack([table(h.pow_base2, h.powers) for h in self.variants]) if self.steps else \
+            np.zeros((len(self.variants), 0))
+        self._lr32 = np.array([[h.lr_float32] for h in self.variants])
+
+    def __len__(self) -> int:
+        return len(self.variants)
+
+    def bias_corrections(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.bc1[:, t - 1:t], self.bc2[:, t - 1:t]
+
+    def lr(self, lr_t: float) -> np.ndarray:
+        return np.where(self._lr32, float(np.float32(lr_t)), float(lr_t))

@@ -19,8 +19,7 @@ import numpy as np
 from adamconf.adapters.driver import AdapterContractError, RoundTripMismatch, classify, drive, support
 from adamconf.golden.scenarios import Scenario
 from adamconf.golden.store import DATA_DIR, Golden, load_golden
-from adamconf.reference.assess import Assessment, BiasModel, assess
-from adamconf.reference.budget import compute_budget, variant_updates
+from adamconf.reference.judge import Assessment, judge_against
 from adamconf.reference.dialect import resolve_dialect
 from adamconf.reports.results import case_id, rerun_command  # the one place ids and reruns are formatted
 
@@ -85,14 +84,8 @@ def run_case(adapter: Any, scenario: Scenario, dtype: str, device: str = "cpu", 
         outcome.duration_s = time.perf_counter() - t0
         return outcome
     theta_run, states = driven.theta, driven.states
-    budget = compute_budget(scenario.config, dialect, golden.params0, golden.grads, dtype, theta_impl=theta_run)
-    bias = None
-    if scenario.bias_check:
-        bias = BiasModel(
-            compute_budget(scenario.config, dialect, golden.params0, golden.grads, dtype, theta_impl=theta_run,
-                           representation=False),
-            variant_updates(scenario.config, dialect, golden.params0, golden.grads, dtype))
-    a = assess(golden, budget, theta_run, dtype, bias=bias, state_run=states or None)
+    a = judge_against(golden, dialect, theta_run, dtype, states=states or None,
+                      declared=getattr(adapter, "path_class", None), bias_check=scenario.bias_check)
     outcome.assessment = a
     outcome.verdict = "passed" if a.passed else "failed"
     outcome.message = a.message()

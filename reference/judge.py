@@ -1,0 +1,595 @@
+"""The judge: a run against the references of every path class it may follow, each check its own function.
+
+A run in a dtype narrower than float64 (or a float64 run that holds hyperparameters in
+float32) is compared with the *variants* of the float64 model (``reference.held``): the
+model fed the hyperparameters and the bias corrections exactly as implementations of
+each path class hold them (``reference.paths``), so that what is left is the rounding
+during the run, which the rounding-only budget bounds. A float64 run of ``hyper=dtype``
+is compared with the exact golden itself (its hyperparameters are the binary64 values
+the reference takes as exact). For each (reference, class) pair:
+
+- update: |Delta_t - delta_t| <= B_t = k F_t + |u_t| rho_pow(t) + A_t + f_t, with F the
+  budget's formula bound (k = 2 when the reference is itself a float64 computation of a
+  float64 run: two computations, each within F), rho_pow the unmodelled error of beta^t
+  (``paths.pow_residual`` times beta^t / bc), A the final rounding of theta of the class
+  (``paths.THETA_ROUNDING``, plus half an ulp for the separate decoupled-decay step), f the
+  float64 model's own error against a narrower dtype (64 u_64 |u_t|, negligible);
+- trajectory: |theta_t - theta^ref_t| <= sum over s <= t of B_s;
+- state: |m - m^ref| <= k E^m + f, likewise v, vmax;
+- bias (scenarios with ``bias_check``): the mean relative update error
+  Z = sum s (Delta - delta) / sum |delta| (s = sign delta; Z = eps exactly for updates scaled
+  by 1 + eps) over the window of steps whose threshold S_sys + LAMBDA sigma is smallest,
+  separately over the elements whose update is v-dominated (S / (S + eps) >= 1/2) and those
+  that are eps-dominated: how v is held (the variants) moves the first group only, a common
+  factor on the updates moves both, so no variant can absorb a constant factor that the
+  eps-dominated group sees. Also every recorded step alone against its own threshold.
+
+The run passes if some (reference, class) passes every check; the verdict names it.
+Budget used is reported as the part of the error that the exactly attained final rounding
+of theta does not explain: max(0, e - A) / (B - A) (the verdict, e <= B, is the same), with
+the plain e / B beside it (``raw``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .budget import LAMBDA, Budget, compute_budget
+from .dtypes import fmt
+from .held import HeldSet, held_variants
+from .paths import THETA_ROUNDING, PathClass, candidates, pow_residual
+
+__all__ = ["Assessment", "Finding", "Reference", "judge", "judge_against"]
+
+F64_MODEL_ERROR = 64 * 2.0 ** -53  # the float64 model against a narrower dtype: a few dozen float64 roundings
+
+
+@dataclass
+class Finding:
+    """The worst element of a check: where, expected, actual, and by how much."""
+
+    check: str
+    step: int
+    tensor: int
+    index: tuple[int, ...]
+    expected: float
+    actual: float
+    error: float
+    allowed: float
+    ulps: float  # the error in units of the parameter's ulp in the run's dtype
+
+    @property
+    def used(self) -> float:
+        return self.error / self.allowed if self.allowed > 0 else (0.0 if self.error == 0 else np.inf)
+
+    def describe(self) -> str:
+        what = {"update": "applied update", "trajectory": "parameter", "m": "m", "v": "v", "vmax": "vmax"}
+        return (f"step {self.step}, tensor {self.tensor}, element {self.index}: {what.get(self.check, self.check)} "
+                f"expected {self.expected:.17g}, got {self.actual:.17g}; error {self.error:.3g} = "
+                f"{self.ulps:.3g} ulp of the parameter, allowed {self.allowed:.3g} "
+                f"({100 * self.used:.1f}% of budget)")
+
+
+@dataclass
+class Assessment:
+    checks: dict[str, float | None] = field(default_factory=dict)   # budget used (margin) per check
+    raw: dict[str, float | None] = field(default_factory=dict)      # plain error / bound per check
+    first_failing_step: int | None = None
+    worst: dict[str, Finding] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    series: dict[str, list] = field(default_factory=dict)
+    bias: dict[str, Any] = field(default_factory=dict)
+    path_class: str | None = None
+    reference: str | None = None
+    classes_tried: int = 0
+
+    @property
+    def budget_used(self) -> float | None:
+        used = [v for v in self.checks.values() if v is not None]
+        return max(used) if used else None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def message(self) -> str:
+        lines = list(self.failures)
+        for name, f in self.worst.items():
+            if f.used > 1:
+                lines.append(f"worst {name}: {f.describe()}")
+        if self.failures and self.path_class:
+            lines.append(f"closest arithmetic path: {self.path_class} ({self.reference}), of {self.classes_tried} "
+                         f"(reference, class) pairs tried")
+        return "\n".join(lines)
+
+
+@dataclass
+class Reference:
+    """What a run is compared with: theta (hi, lo) at the recorded steps and the state at the state steps."""
+
+    name: str
+    powers: str | None            # the variant's path; None: the exact golden (every path bounded)
+    theta: list[np.ndarray]       # (R, *shape)
+    theta_lo: list[np.ndarray]
+    state: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]  # key -> (hi, lo), (S, *shape)
+    exact: bool
+
+
+# -- exact arithmetic helpers ---------------------------------------------------------------------
+
+def _two_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a - b as an unevaluated sum hi + lo, exactly (Knuth's TwoSum)."""
+    s = a - b
+    bb = s - a
+    err = (a - (s - bb)) + (-b - bb)
+    return s, np.where(np.isfinite(s), err, 0.0)
+
+
+def _dd_sub(ahi, alo, bhi, blo) -> np.ndarray:
+    """(ahi + alo) - (bhi + blo) rounded once to float64, for nearby values."""
+    hi, lo = _two_diff(ahi, bhi)
+    return hi + (lo + (alo - blo))
+
+
+def _finite(a):
+    return np.where(np.isfinite(a), a, 0.0)
+
+
+def _flat(a: np.ndarray, rows: int) -> np.ndarray:
+    return np.asarray(a).reshape(rows, -1)
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+def nonfinite_pattern(golden_theta: list[np.ndarray], run_at_steps: list[np.ndarray], steps: np.ndarray) -> list[str]:
+    """Where the golden is NaN or +-inf the run must be the same, and only there."""
+    out = []
+    names = {0: "finite", 1: "nan", 2: "+inf", 3: "-inf"}
+    for k, (g_hi, r) in enumerate(zip(golden_theta, run_at_steps)):
+        g_cls = np.where(np.isnan(g_hi), 1, np.where(np.isposinf(g_hi), 2, np.where(np.isneginf(g_hi), 3, 0)))
+        r_cls = np.where(np.isnan(r), 1, np.where(np.isposinf(r), 2, np.where(np.isneginf(r), 3, 0)))
+        bad = g_cls != r_cls
+        if np.any(bad):
+            row, *idx = np.argwhere(bad)[0]
+            idx = tuple(int(i) for i in idx)
+            out.append((int(steps[row]),
+                        f"non-finite pattern differs: step {int(steps[row])}, tensor {k}, element {idx}: golden "
+                        f"{names[int(g_cls[row][idx])]} ({g_hi[row][idx]!r}), run {names[int(r_cls[row][idx])]} "
+                        f"({r[row][idx]!r}); {int(np.sum(bad))} element-steps differ"))
+    return out
+
+
+@dataclass
+class _Ratios:
+    """One check of one (reference, class): per tensor error, bound, attained part, at its steps."""
+
+    name: str
+    steps: np.ndarray
+    err: list[np.ndarray]
+    bound: list[np.ndarray]
+    attained: list[np.ndarray]
+    expected: list[np.ndarray]
+    actual: list[np.ndarray]
+    basis: list[np.ndarray]    # the parameter whose ulp expresses the error
+
+    def raw(self) -> float | None:
+        vals = [float(np.max(np.where(np.isnan(r), np.inf, r))) for r in self._ratio() if r.size]
+        return max(vals) if vals else None
+
+    def _ratio(self) -> list[np.ndarray]:
+        out = []
+        for e, b in zip(self.err, self.bound):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out.append(np.where(e == 0, 0.0, e / b))
+        return out
+
+    def margin(self) -> float | None:
+        vals = []
+        for e, b, a in zip(self.err, self.bound, self.attained):
+            if e.size:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = np.where(e <= a, 0.0, (e - a) / (b - a))
+                vals.append(float(np.max(np.where(np.isnan(r), np.inf, r))))
+        return max(vals) if vals else None
+
+    def first_fail(self) -> int | None:
+        bad = np.zeros(len(self.steps), dtype=bool)
+        for r in self._ratio():
+            rr = r.reshape(len(self.steps), -1)
+            bad |= np.any(~(rr <= 1.0), axis=1)
+        hit = np.flatnonzero(bad)
+        return int(self.steps[hit[0]]) if hit.size else None
+
+    def worst(self, F) -> Finding | None:
+        best = None
+        for k, r in enumerate(self._ratio()):
+            if r.size == 0:
+                continue
+            rr = np.where(np.isnan(r), np.inf, r)
+            pos = np.unravel_index(int(np.argmax(rr)), r.shape)
+            if best is None or rr[pos] > best[0]:
+                best = (float(rr[pos]), k, pos)
+        if best is None:
+            return None
+        _, k, pos = best
+        basis = float(self.basis[k][pos])
+        ulp = float(F.ulp(np.array([basis]))[0]) if np.isfinite(basis) else np.nan
+        err = float(self.err[k][pos])
+        return Finding(self.name, int(self.steps[pos[0]]), k, tuple(int(i) for i in pos[1:]),
+                       float(self.expected[k][pos]), float(self.actual[k][pos]), err, float(self.bound[k][pos]),
+                       err / ulp if ulp and np.isfinite(ulp) else np.nan)
+
+
+def _bias(run_delta: list[np.ndarray], ref_delta: list[np.ndarray], sys_: list[np.ndarray], var: list[np.ndarray],
+          sd_state: list[np.ndarray], wv: list[np.ndarray], steps: np.ndarray) -> dict[str, Any]:
+    """The mean-error check of one (reference, class); all arrays (T_u, n) per tensor.
+
+    For each group (v-dominated, eps-dominated elements): over the window t >= t0 whose
+    threshold S_sys + LAMBDA sigma is smallest (chosen from the model and the run's ulps,
+    never from its errors), Z against the threshold; and Z of every single step against its own.
+    """
+    Tu = len(steps)
+    groups = {"v": [w >= 0.5 for w in wv], "eps": [w < 0.5 for w in wv]}
+    out: dict[str, Any] = {"groups": {}}
+    worst_used = 0.0
+    for gname, masks in groups.items():
+        num = np.zeros(Tu)
+        weight = np.zeros(Tu)
+        s_sys = np.zeros(Tu)
+        v_step = np.zeros(Tu)
+        sd_suffix_sq = np.zeros(Tu)
+        for a, d, sy, va, sd, msk in zip(run_delta, ref_delta, sys_, var, sd_state, masks):
+            ok = msk & np.isfinite(d) & (d != 0) & np.isfinite(a)
+            num += np.sum(np.where(ok, np.sign(d) * (a - d), 0.0), axis=1)
+            weight += np.sum(np.where(ok, np.abs(d), 0.0), axis=1)
+            s_sys += np.sum(np.where(ok, sy, 0.0), axis=1)
+            v_step += np.sum(np.where(ok, va, 0.0), axis=1)
+            # the moments' rounding is taken as fully correlated over the steps of an element
+            suffix = np.cumsum(np.where(ok, sd, 0.0)[::-1], axis=0)[::-1]
+            sd_suffix_sq += np.sum(suffix ** 2, axis=1)
+        if not np.any(weight > 0):
+            continue
+        suf = lambda x: np.cumsum(x[::-1])[::-1]  # noqa: E731
+        W, N, S, V = suf(weight), suf(num), suf(s_sys), suf(v_step)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            thr = np.where(W > 0, S / W + LAMBDA * np.sqrt(V + sd_suffix_sq) / W, np.inf)
+        i0 = int(np.argmin(thr))
+        z = float(N[i0] / W[i0])
+        used = abs(z) / thr[i0] if thr[i0] > 0 else (0.0 if z == 0 else math.inf)
+        g = {"z": z, "threshold": float(thr[i0]), "systematic": float(S[i0] / W[i0]),
+             "sigma": float(math.sqrt(V[i0] + sd_suffix_sq[i0]) / W[i0]), "from_step": int(steps[i0]),
+             "used": float(used)}
+        if gname == "v" or "z" not in out:
+            out.update({k: g[k] for k in ("z", "threshold", "systematic", "sigma", "from_step")})
+        out["groups"][gname] = g
+        worst_used = max(worst_used, used)
+    # every step alone, all elements
+    num = sum(np.sum(np.where(np.isfinite(d) & (d != 0) & np.isfinite(a), np.sign(d) * (a - d), 0.0), axis=1)
+              for a, d in zip(run_delta, ref_delta))
+    weight = sum(np.sum(np.where(np.isfinite(d) & (d != 0), np.abs(d), 0.0), axis=1) for d in ref_delta)
+    s_sys = sum(np.sum(np.where(np.isfinite(sy), sy, 0.0), axis=1) for sy in sys_)
+    var_t = sum(np.sum(np.where(np.isfinite(va), va, 0.0), axis=1) for va in var)
+    sd_t = sum(np.sum(np.where(np.isfinite(sd), sd, 0.0) ** 2, axis=1) for sd in sd_state)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_t = np.where(weight > 0, num / weight, 0.0)
+        thr_t = np.where(weight > 0, s_sys / weight + LAMBDA * np.sqrt(var_t + sd_t) / weight, np.inf)
+        r_t = np.where(z_t == 0, 0.0, np.abs(z_t) / thr_t)
+    r_t = np.where(np.isnan(r_t), np.inf, r_t)
+    worst_step = int(np.argmax(r_t)) if Tu else 0
+    out.update({"worst_step": int(steps[worst_step]) if Tu else None,
+                "worst_step_used": float(r_t[worst_step]) if Tu else 0.0,
+                "series_step": [int(s) for s in steps], "series_z": z_t.tolist(), "series_threshold": thr_t.tolist()})
+    out["used"] = max(worst_used, float(r_t[worst_step]) if Tu else 0.0)
+    out.setdefault("z", 0.0)
+    return out
+
+
+# -- one (reference, class) -----------------------------------------------------------------------
+
+@dataclass
+class _Combo:
+    ref: Reference
+    cls: PathClass
+    checks: dict[str, _Ratios]
+    bias: dict[str, Any] | None
+
+    def raw_used(self) -> float:
+        vals = [r.raw() for r in self.checks.values()]
+        if self.bias is not None:
+            vals.append(self.bias["used"])
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else 0.0
+
+
+def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", factor: float, bias_check: bool,
+              config, cache: dict) -> _Combo:
+    """All checks of the run against one reference under one path class."""
+    u_round = fmt(budget.dtype).u
+    T = budget.formula[0].shape[0] if budget.formula else 0
+    exact = ref.exact
+    t_all = np.arange(1, T + 1)
+    key = (ref.powers, cls.powers, exact)
+    if key not in cache:  # the unmodelled error of beta^t, per step (T,)
+        cache[key] = (budget.amp1 * pow_residual(cls.powers, config.beta1, t_all, u_round, exact)
+                      + budget.amp2 * pow_residual(cls.powers, config.beta2, t_all, u_round, exact) / 2)
+    rho_pow = cache[key]
+    a0, a1, var_c = THETA_ROUNDING[cls.theta]
+    checks: dict[str, _Ratios] = {}
+    # per-step bound over all steps, per tensor: formula + pow residual + final rounding (+ model error)
+    full = []
+    attained_all = []
+    for k in range(run.n):
+        ulp_prev, ulp_next = run.ulp_prev[k], run.ulp_next[k]
+        A = a0 * ulp_prev + a1 * ulp_next + (0.5 * ulp_prev if budget.decoupled else 0.0)
+        A = np.where(run.touched[k], A, 0.0)
+        U = _flat(budget.adam_update[k], T)
+        f = 0.0 if exact else F64_MODEL_ERROR * np.abs(_flat(budget.model_update[k], T))
+        full.append(factor * _flat(budget.formula[k], T) + U * rho_pow[:, None] + A + f)
+        attained_all.append(A)
+    # update check at the recorded pairs
+    us = run.u_steps
+    if len(us):
+        ref_d = []
+        for k in range(run.n):
+            ghi, glo = _finite(_flat(ref.theta[k], len(run.steps))), _finite(_flat(ref.theta_lo[k], len(run.steps)))
+            d_hi, d_lo0 = _two_diff(ghi[run.pairs], ghi[run.pairs - 1])
+            ref_d.append((d_hi, d_lo0 + (glo[run.pairs] - glo[run.pairs - 1])))
+        err = [np.abs(_dd_sub(run.d_hi[k], run.d_lo[k], ref_d[k][0], ref_d[k][1])) for k in range(run.n)]
+        judged = [np.isfinite(_flat(ref.theta[k], len(run.steps))[run.pairs])
+                  & np.isfinite(_flat(ref.theta[k], len(run.steps))[run.pairs - 1]) for k in range(run.n)]
+        bound = [full[k][us - 1] for k in range(run.n)]
+        checks["update"] = _Ratios(
+            "update", us, [np.where(j & np.isfinite(b), e, 0.0) for e, j, b in zip(err, judged, bound)], bound,
+            [attained_all[k][us - 1] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
+            [run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [run.theta_at[k][run.pairs] for k in range(run.n)])
+    # trajectory check at the recorded steps
+    steps = run.steps
+    traj_err, traj_bound, traj_att = [], [], []
+    for k in range(run.n):
+        cum = np.vstack([np.zeros((1, full[k].shape[1])), np.cumsum(full[k], axis=0)])
+        ghi, glo = _finite(_flat(ref.theta[k], len(steps))), _finite(_flat(ref.theta_lo[k], len(steps)))
+        r = _finite(run.theta_at[k])
+        e = np.abs(_dd_sub(r, np.zeros_like(r), ghi, glo))
+        judged = np.isfinite(_flat(ref.theta[k], len(steps))) & np.isfinite(cum[steps])
+        traj_err.append(np.where(judged, e, 0.0))
+        traj_bound.append(cum[steps])
+        last = np.vstack([np.zeros((1, full[k].shape[1])), attained_all[k]])
+        traj_att.append(last[steps])
+    checks["trajectory"] = _Ratios("trajectory", steps, traj_err, traj_bound, traj_att,
+                                   [_flat(ref.theta[k], len(steps)) for k in range(run.n)],
+                                   [run.theta_at[k] for k in range(run.n)],
+                                   [_flat(ref.theta[k], len(steps)) for k in range(run.n)])
+    # state check at the state steps
+    if run.states:
+        s_err, s_bound, s_exp, s_act, s_steps = [], [], [], [], None
+        for key_ in ("m", "v", "vmax"):
+            bound_arr = getattr(budget, key_)
+            if key_ not in ref.state or bound_arr is None:
+                continue
+            hi, lo = ref.state[key_]
+            rows, ts = [], []
+            for row, t in enumerate(run.state_steps):
+                got = run.states.get(int(t), {}).get(key_)
+                if got is not None:
+                    rows.append(row)
+                    ts.append(int(t))
+            if not rows:
+                continue
+            for k in range(run.n):
+                got = np.stack([np.asarray(run.states[t][key_][k], np.float64).reshape(-1) for t in ts])
+                h = _flat(hi[k], len(run.state_steps))[rows]
+                lo_ = _flat(lo[k], len(run.state_steps))[rows]
+                e = np.abs(_dd_sub(_finite(got), np.zeros_like(got), _finite(h), _finite(lo_)))
+                b = factor * _flat(bound_arr[k], T + 1)[ts] + (0.0 if exact else F64_MODEL_ERROR * np.abs(h))
+                judged = np.isfinite(h) & np.isfinite(b)
+                s_err.append(np.where(judged, e, 0.0))
+                s_bound.append(b)
+                s_exp.append(h)
+                s_act.append(got)
+            s_steps = np.array(ts)
+        if s_err:
+            zeros = [np.zeros_like(e) for e in s_err]
+            checks["state"] = _Ratios("state", s_steps, s_err, s_bound, zeros, s_exp, s_act, s_exp)
+    bias = None
+    if bias_check and len(us):
+        sys_, var, sd, wv = [], [], [], []
+        for k in range(run.n):
+            U = _flat(budget.adam_update[k], T)[us - 1]
+            sys_.append(factor * _flat(budget.bias_sys[k], T)[us - 1] + U * rho_pow[us - 1][:, None])
+            ulp_n, ulp_p = run.ulp_next[k][us - 1], run.ulp_prev[k][us - 1]
+            theta_var = var_c * (ulp_n ** 2 if a0 == 0 else (ulp_n ** 2 + ulp_p ** 2) / 2)
+            var.append(factor ** 2 * _flat(budget.bias_var_step[k], T)[us - 1]
+                       + np.where(run.touched[k][us - 1], theta_var, 0.0))
+            sd.append(factor * _flat(budget.bias_sd_state[k], T)[us - 1])
+            wv.append(_flat(budget.wv[k], T)[us - 1])
+        bias = _bias([run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
+                     sys_, var, sd, wv, us)
+    return _Combo(ref, cls, checks, bias)
+
+
+@dataclass
+class _Run:
+    """The run's parameters at the golden's steps, its applied updates and the ulps the classes need."""
+
+    F: Any
+    n: int
+    steps: np.ndarray
+    pairs: np.ndarray
+    u_steps: np.ndarray
+    theta_at: list[np.ndarray]
+    d_hi: list[np.ndarray]
+    d_lo: list[np.ndarray]
+    ulp_prev: list[np.ndarray]   # (T, n): ulp of theta_{t-1}, run and model, the larger
+    ulp_next: list[np.ndarray]
+    touched: list[np.ndarray]
+    states: dict
+    state_steps: np.ndarray
+
+
+def _prepare_run(theta_run: Sequence[np.ndarray], steps: np.ndarray, state_steps: np.ndarray, states: dict,
+                 dtype: str, budget: Budget) -> _Run:
+    F = fmt(dtype)
+    run = [np.asarray(th, dtype=np.float64).reshape(len(th), -1) for th in theta_run]
+    T = run[0].shape[0] - 1 if run else 0
+    pairs = np.flatnonzero(np.diff(steps) == 1) + 1
+    u_steps = steps[pairs]
+    theta_at = [r[steps] for r in run]
+    d = [_two_diff(_finite(r[u_steps]), _finite(r[u_steps - 1])) for r in run]
+    ulp_prev, ulp_next, touched = [], [], []
+    for k, r in enumerate(run):
+        model = _flat(budget.model_theta[k], T + 1)
+        ulps = np.fmax(F.ulp(_finite(r)), F.ulp(model))
+        ulp_prev.append(ulps[:-1])
+        ulp_next.append(ulps[1:])
+        touched.append(_flat(budget.touched[k], T))
+    return _Run(F, len(run), steps, pairs, u_steps, theta_at, [x[0] for x in d], [x[1] for x in d], ulp_prev,
+                ulp_next, touched, states or {}, state_steps)
+
+
+# -- references and caches ------------------------------------------------------------------------
+
+_CACHE: dict[tuple, Any] = {}
+_CACHE_LIMIT = 64
+
+
+def _cached(key: tuple, make):
+    """Per-process cache of what depends only on (scenario, dialect, dtype, class group): shared by every adapter."""
+    if key in _CACHE:
+        return _CACHE[key]
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = value = make()
+    return value
+
+
+def _golden_reference(golden) -> Reference:
+    return Reference("exact", None, golden.theta_hi, golden.theta_lo, dict(golden.state), True)
+
+
+def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: list[PathClass]) -> list[Reference]:
+    """The float64 model under every way ``classes`` hold the hyperparameters, at the golden's steps."""
+    s = golden.scenario
+    variants = held_variants(s.config, dtype, classes)
+    hs = HeldSet(variants, round_dtype, len(golden.grads))
+    from .adam import trajectory
+
+    with np.errstate(all="ignore"):
+        tr = trajectory(s.config, dialect, golden.params0, golden.grads, arithmetic="float64", held=hs,
+                        record=[int(t) for t in golden.steps], record_state=[int(t) for t in golden.state_steps])
+    rows = [tr.index(int(t)) for t in golden.state_steps]
+    refs = []
+    for i, h in enumerate(variants):
+        theta = [th[:, i] for th in tr.theta]
+        state = {"m": ([x[rows, i] for x in tr.m], [np.zeros_like(x[rows, i]) for x in tr.m]),
+                 "v": ([x[rows, i] for x in tr.v], [np.zeros_like(x[rows, i]) for x in tr.v])}
+        if tr.vmax is not None:
+            state["vmax"] = ([x[rows, i] for x in tr.vmax], [np.zeros_like(x[rows, i]) for x in tr.vmax])
+        refs.append(Reference(h.name, h.powers, theta, [np.zeros_like(x) for x in theta], state, False))
+    return refs
+
+
+_THETA_RANK = {t: i for i, t in enumerate(("once", "master", "kahan", "twice", "stochastic"))}
+
+
+def _choose(combos: list[_Combo]) -> _Combo:
+    """The (reference, class) the verdict names: of those that pass, the one whose parameter rounding is
+    tightest (round once before compensated, twice or stochastic), hyperparameters in the dtype before
+    float32, then the best fit; if none passes, the closest."""
+    passing = [c for c in combos if c.raw_used() <= 1.0]
+    if not passing:
+        return min(combos, key=lambda c: c.raw_used())
+    return min(passing, key=lambda c: (_THETA_RANK[c.cls.theta], c.cls.hyper != "dtype", c.raw_used()))
+
+
+def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None = None, declared: Any = None,
+                  bias_check: bool = False) -> Assessment:
+    """Judge a run (theta after every step 0..T, per tensor) against every class ``declared`` allows."""
+    with np.errstate(all="ignore"):
+        return _judge(golden, dialect, theta_run, dtype, states, declared, bias_check)
+
+
+judge = judge_against
+
+
+def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check) -> Assessment:
+    out = Assessment()
+    s = golden.scenario
+    steps = np.asarray(golden.steps)
+    n = len(golden.theta_hi)
+    run_all = [np.asarray(th, dtype=np.float64) for th in theta_run]
+    T = run_all[0].shape[0] - 1 if n else len(golden.grads)
+    if n and steps[-1] > T:
+        out.failures.append(f"the run has {T} steps, the golden {int(steps[-1])}")
+        return out
+    for step, msg in nonfinite_pattern(golden.theta_hi, [r[steps] for r in run_all], steps):
+        out.failures.append(msg)
+        out.first_failing_step = step if out.first_failing_step is None else min(out.first_failing_step, step)
+    classes = candidates(declared, dtype)
+    groups: dict[tuple, list[PathClass]] = {}
+    for c in classes:
+        groups.setdefault((c.round_dtype(dtype), c.hyper, c.theta == "master"), []).append(c)
+    combos: list[_Combo] = []
+    base = (s.name, golden.dialect_key, len(golden.grads))
+    for (round_dtype, hyper, _master), cls_group in groups.items():
+        exact = dtype == "float64" and hyper == "dtype"
+        budget = _cached(base + ("budget", round_dtype, hyper, exact), lambda: compute_budget(
+            s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
+            rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32"))
+        if exact:
+            refs = [_golden_reference(golden)]
+        else:
+            refs = _cached(base + ("variants", round_dtype, hyper, dtype, tuple(c.key() for c in cls_group)),
+                           lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
+        factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
+        run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
+        pow_cache: dict = {}
+        for ref in refs:
+            for c in cls_group:
+                if ref.powers is not None and ref.powers != c.powers:
+                    continue
+                combos.append(_evaluate(ref, c, budget, run, factor, bias_check, s.config, pow_cache))
+    out.classes_tried = len(combos)
+    if not combos:
+        return out
+    best = _choose(combos)
+    out.path_class, out.reference = best.cls.key(), best.ref.name
+    F = fmt(dtype)
+    for name, r in best.checks.items():
+        out.raw[name] = r.raw()
+        out.checks[name] = r.margin()
+        f = r.worst(F)
+        if f is not None:
+            out.worst[name] = f
+        first = r.first_fail()
+        if first is not None:
+            what = "state" if name == "state" else name
+            out.failures.append(f"{what} outside its budget from step {first}")
+            out.first_failing_step = first if out.first_failing_step is None else min(out.first_failing_step, first)
+    upd = best.checks.get("update")
+    if upd is not None and len(upd.steps):
+        ratios = upd._ratio()
+        per_step = np.max(np.stack([r.reshape(len(upd.steps), -1).max(axis=1) if r.shape[1] else
+                                    np.zeros(len(upd.steps)) for r in ratios]), axis=0)
+        out.series["step"] = [int(t) for t in upd.steps]
+        out.series["update"] = [None if not np.isfinite(v) else float(v) for v in per_step]
+    if best.bias is not None:
+        b = best.bias
+        out.bias = {k: v for k, v in b.items() if not k.startswith("series_")}
+        out.bias["variant"] = best.ref.name
+        out.series["bias"] = [None if not np.isfinite(z) or not np.isfinite(t) or t == 0 else abs(z) / t
+                              for z, t in zip(b["series_z"], b["series_threshold"])]
+        out.raw["bias"] = out.checks["bias"] = b["used"]
+        if b["used"] > 1:
+            z = b["z"]
+            groups_txt = "; ".join(f"{g}-dominated elements Z = {v['z']:+.3g} against {v['threshold']:.3g} from step "
+                                   f"{v['from_step']}" for g, v in b["groups"].items())
+            out.failures.append(
+                f"mean relative update error outside its budget: {groups_txt}; at step {b['worst_step']} alone "
+                f"{b['worst_step_used']:.3g} times its threshold; measured against the closest way of holding the "
+                f"hyperparameters ({best.ref.name}, {best.cls.key()}). On average the updates are off by a common "
+                f"factor of about 1 {'+' if z > 0 else '-'} {abs(z):.2g}")
+    return out
