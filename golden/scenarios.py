@@ -184,7 +184,9 @@ CATALOGUE: tuple[Scenario, ...] = (
        steps=18, seed=13, options={"profile": "zero_then_normal", "zero_tensor": 1}),
     _s("edge-sign-flip", "edge", "gradients alternating in sign: m cancels while v grows",
        steps=20, seed=14, options={"profile": "sign_flip"}),
-    _s("edge-subnormal", "edge", "float32-subnormal gradients (~1e-40): v underflows in float32",
+    _s("edge-subnormal", "edge", "float32-subnormal gradients (~1e-40): v underflows in float32; the exact "
+       "updates (~1e-35) are far below half an ulp of theta in every dtype, so a correct run does not move and "
+       "this scenario cannot tell a do-nothing optimizer from Adam: it checks underflow, not the update",
        AdamConfig(eps=1e-8), steps=10, seed=15, options={"grad_scale": 2.0 ** -133}),
     _s("edge-nan", "edge", "one NaN gradient entry at step 3: what propagates", steps=6, seed=16,
        generator="nonfinite", options={"at": 3, "value": "nan"}),
@@ -220,6 +222,11 @@ CATALOGUE: tuple[Scenario, ...] = (
     _s("clip-global-sweep", "clipping", "global norm crossing the threshold both ways from step to step",
        AdamConfig(global_clipnorm=2.0), steps=21, seed=35, options={"profile": "norm_sweep"}),
     _s("clip-value-fires", "clipping", "clip by value at 0.5", AdamConfig(clipvalue=0.5), steps=15, seed=36),
+    _s("clip-norm-dyadic", "clipping",
+       "per-tensor clipnorm 2^-1 firing on sixteen 8-element tensors, dyadic hyperparameters: the norm of 8 "
+       "squares errs by at most 7.5 u, so the mean-error check resolves a 1e-5 relative error",
+       AdamConfig(clipnorm=0.5, **DYADIC), shapes=((8,),) * 16, steps=64, seed=37, bias_check=True,
+       state_every=16),
     # -- amsgrad ----------------------------------------------------------------------------
     _s("amsgrad-decreasing-v", "amsgrad",
        "large early gradients then small ones: v decreases, the maximum holds; raw and corrected differ",
@@ -243,6 +250,9 @@ CATALOGUE: tuple[Scenario, ...] = (
     _s("decay-weight-decoupled", "decay", "decoupled weight decay 0.1 (AdamW), same inputs as decay-weight-l2",
        AdamConfig(lr=1e-2, weight_decay=0.1, weight_decay_mode="decoupled"), steps=20, seed=54,
        options={"theta_scale": 1.0}),
+    _s("decay-dyadic", "decay", "decoupled weight decay 2^-4 under dyadic hyperparameters, 128 elements: resolves "
+       "a 1e-5 relative error", AdamConfig(weight_decay=2.0 ** -4, weight_decay_mode="decoupled", **DYADIC),
+       shapes=SHARP_SHAPES, steps=64, seed=55, bias_check=True, state_every=16),
     # -- round trip --------------------------------------------------------------------------
     _s("roundtrip-checkpoint", "roundtrip", "checkpoint at step 8, restore into a fresh optimizer, continue",
        AdamConfig(amsgrad=True), steps=16, seed=61, roundtrip_at=8, extra_features=("checkpoint",)),

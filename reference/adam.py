@@ -224,8 +224,8 @@ def trajectory(
             if t in wanted_state:  # converting to double-double costs as much as a step: only where kept
                 rec[key].append([A.to_hi_lo(getattr(x, key)) for x in tensors])
             else:
-                rec[key].append([(np.full(np.shape(x.theta), np.nan), np.full(np.shape(x.theta), np.nan))
-                                 for x in tensors])
+                blank = [np.shape(x.theta) if held is not None else (len(x.theta),) for x in tensors]
+                rec[key].append([(np.full(b, np.nan), np.full(b, np.nan)) for b in blank])
 
     snapshot(0)
     for t in range(1, n_steps + 1):
@@ -235,7 +235,7 @@ def trajectory(
         lr_t = _learning_rate(A, config, k)
         lrs.append(A.to_float(lr_t))
         if held is not None:
-            lr_t = held.lr(lr_t)
+            lr_t = held.lr(config, k, lr_t)
 
         # Step 2: gradients as flat vectors, with the touched positions for lazy rows.
         g_vecs, touched = [], []

@@ -165,8 +165,11 @@ def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False) ->
     (hyper=float32), so its representation is not an error.
     """
     sched = config.schedule
+    if lr_modelled:  # the variants hold lr (and decay) as the implementation does: only the arithmetic is left
+        return 3 * fmt("float64").u if sched is None or sched.kind == "piecewise_constant" else \
+            (3.0 + abs(math.log(sched.decay_rate)) * sched.exponent(k)[0] / sched.exponent(k)[1]) * F.u
     if sched is None:
-        rho = 0.0 if lr_modelled else F.rel_error(float(config.lr))
+        rho = F.rel_error(float(config.lr))
     elif sched.kind == "piecewise_constant":
         rho = F.rel_error(sched(k)) + 3 * F.u
     else:
@@ -187,9 +190,10 @@ def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequen
 
     held: the comparison is with a variant of the float64 model that holds beta1, beta2 and eps
     as the implementation does (``reference.held``), so their representation is no error;
-    otherwise (the exact golden) it is bounded. rep_dtype: the format the other hyperparameters
-    (lr, clip thresholds, weight decay, decay) are held in (default ``dtype``; float32 for
-    hyper=float32). lr_modelled: a constant lr is held exactly by the variants.
+    otherwise (the exact golden) it is bounded. rep_dtype: the format lr, its schedule and the
+    legacy decay are held in (default ``dtype``; float32 for hyper=float32: tf_keras OptimizerV2's
+    hyperparameter variables); clip thresholds, weight decay and eps_root are in ``dtype``.
+    lr_modelled: a constant lr is held exactly by the variants.
     Non-finite model values (NaN gradients) give non-finite bounds, silently: the
     assessment judges those elements by their non-finite pattern.
     """
@@ -210,9 +214,9 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     T = len(steps)
     b1, b2, eps, w = config.beta1, config.beta2, config.eps, config.weight_decay
     rep = (lambda x: 0.0) if held else Fr.rel_error  # noqa: E731  beta, eps: modelled by the variants
-    r_b1, r_b2, r_eps, r_w = rep(b1), rep(b2), rep(eps), Fr.rel_error(w)
+    r_b1, r_b2, r_eps, r_w = rep(b1), rep(b2), rep(eps), F.rel_error(w)
     r1_b1, r1_b2 = (0.0, 0.0) if held else (_r1(Fr, b1), _r1(Fr, b2))
-    r_eps_root = Fr.rel_error(config.eps_root)
+    r_eps_root = F.rel_error(config.eps_root)
     decoupled = bool(w) and config.weight_decay_mode == "decoupled"
     coupled = bool(w) and config.weight_decay_mode == "l2"
 
@@ -248,20 +252,20 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
             for kk in range(len(sizes)):
                 rho = 0.0
                 if config.clipnorm is not None and st.clip["clipnorm"][kk]:
-                    rho += ((sizes[kk] + 1) / 2 + 3) * u + Fr.rel_error(config.clipnorm)
+                    rho += ((sizes[kk] + 1) / 2 + 3) * u + F.rel_error(config.clipnorm)
                 if config.global_clipnorm is not None and st.clip["global"]:
-                    rho += ((n_total + 1) / 2 + 3) * u + Fr.rel_error(config.global_clipnorm)
+                    rho += ((n_total + 1) / 2 + 3) * u + F.rel_error(config.global_clipnorm)
                 if d.clip == "tf":
                     rho += 2 * u  # g * c * min(1/n, 1/c) multiplies even when it does not clip
                 if d.clip == "torch":
-                    rho += u + Fr.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
+                    rho += u + F.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
                 rho_clip[kk] = rho
         for kk in range(len(sizes)):
             touched = st.touched[kk]
             g_clip = np.abs(st.g_clipped[kk])
             if config.clipvalue is not None:
                 clipped = np.abs(st.g_raw[kk]) > config.clipvalue
-                e_g_sys = g_clip * rho_clip[kk] + np.where(clipped, config.clipvalue * Fr.rel_error(config.clipvalue), 0.0)
+                e_g_sys = g_clip * rho_clip[kk] + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
             else:
                 e_g_sys = g_clip * rho_clip[kk]
             e_g_rnd = np.zeros(sizes[kk])

@@ -119,5 +119,11 @@ class HeldSet:
     def bias_corrections(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         return self.bc1[:, t - 1:t], self.bc2[:, t - 1:t]
 
-    def lr(self, lr_t: float) -> np.ndarray:
-        return np.where(self._lr32, float(np.float32(lr_t)), float(lr_t))
+    def lr(self, config: AdamConfig, k: int, lr_t: float) -> np.ndarray:
+        """lr_t per variant: the exact one, or (lr:float32) tf_keras OptimizerV2's, whose learning rate and
+        decay are float32 variables cast to the run's dtype: fl32(lr(k)) / (1 + fl32(decay) k)."""
+        if not self._lr32.any():
+            return np.full(self._lr32.shape, float(lr_t))
+        f32 = lambda x: float(np.float32(x))  # noqa: E731
+        held32 = f32(config.base_lr(k)) / (1.0 + f32(config.decay) * k) if config.decay else f32(config.base_lr(k))
+        return np.where(self._lr32, held32, float(lr_t))

@@ -456,8 +456,10 @@ _CACHE: dict[tuple, Any] = {}
 _CACHE_LIMIT = 64
 
 
-def _cached(key: tuple, make):
+def _cached(key: tuple | None, make):
     """Per-process cache of what depends only on (scenario, dialect, dtype, class group): shared by every adapter."""
+    if key is None:
+        return make()
     if key in _CACHE:
         return _CACHE[key]
     if len(_CACHE) >= _CACHE_LIMIT:
@@ -506,16 +508,21 @@ def _choose(combos: list[_Combo]) -> _Combo:
 
 
 def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None = None, declared: Any = None,
-                  bias_check: bool = False) -> Assessment:
-    """Judge a run (theta after every step 0..T, per tensor) against every class ``declared`` allows."""
+                  bias_check: bool = False, cache: bool = True) -> Assessment:
+    """Judge a run (theta after every step 0..T, per tensor) against every class ``declared`` allows.
+
+    golden: a ``golden.store.Golden`` (or any object with its fields). cache: keep the budgets and
+    variants of (scenario, dialect, dtype) for the next run of the same case (catalogue scenarios,
+    whose inputs are fixed by their name); False for inputs of this run alone (closed loop).
+    """
     with np.errstate(all="ignore"):
-        return _judge(golden, dialect, theta_run, dtype, states, declared, bias_check)
+        return _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cache)
 
 
 judge = judge_against
 
 
-def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check) -> Assessment:
+def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cache) -> Assessment:
     out = Assessment()
     s = golden.scenario
     steps = np.asarray(golden.steps)
@@ -536,13 +543,14 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check) -> A
     base = (s.name, golden.dialect_key, len(golden.grads))
     for (round_dtype, hyper, _master), cls_group in groups.items():
         exact = dtype == "float64" and hyper == "dtype"
-        budget = _cached(base + ("budget", round_dtype, hyper, exact), lambda: compute_budget(
+        budget = _cached(cache and base + ("budget", round_dtype, hyper, exact) or None, lambda: compute_budget(
             s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
             rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32"))
         if exact:
             refs = [_golden_reference(golden)]
         else:
-            refs = _cached(base + ("variants", round_dtype, hyper, dtype, tuple(c.key() for c in cls_group)),
+            refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype, tuple(c.key() for c in cls_group))
+                           or None,
                            lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
         factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
         run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)

@@ -1,5 +1,6 @@
-"""The error budget: correct independent numpy Adams pass with margin, planted bugs fail,
-and every dialect-separating scenario separates its dialects by more than ten float32 budgets."""
+"""The verdict: correct independent numpy Adams pass with margin, planted bugs of both signs fail at the
+resolution limit, the bounds are tight (a 25 % looser budget fails these tests), and every
+dialect-separating scenario separates its dialects by more than ten float32 budgets."""
 
 from __future__ import annotations
 
@@ -13,13 +14,39 @@ from hypothesis import strategies as st
 from adamconf.golden import scenarios as catalogue
 from adamconf.golden.store import load_golden
 from adamconf.reference import AdamConfig, Dialect, trajectory
-from adamconf.reference.assess import assess
 from adamconf.reference.budget import compute_budget
 from adamconf.reference.dialect import PRESETS
+from adamconf.reference.judge import judge_against
+from adamconf.reference.paths import candidates, parse_path_class, powers_table
 from adamconf.suites.runner import run_case, support
-from numpy_adam import NumpyAdapter
+from numpy_adam import NumpyAdapter, NumpyRun
 
 NUMPY_PRESETS = ("kingma", "pytorch", "keras", "optax")
+
+
+class ScaledRun(NumpyRun):
+    """A correct numpy Adam whose every applied update is multiplied by 1 + delta (exactly, in float64)."""
+
+    def __init__(self, *args, delta=0.0, **kw):
+        super().__init__(*args, **kw)
+        self.delta = delta
+
+    def step(self, grads):
+        before = [np.array(p, dtype=np.float64, copy=True) for p in self.theta]
+        super().step(grads)
+        for i, b in enumerate(before):
+            upd = np.asarray(self.theta[i], dtype=np.float64) - b
+            self.theta[i] = np.asarray(b + upd * (1 + self.delta), dtype=self.dt)
+
+
+class Scaled(NumpyAdapter):
+    def __init__(self, dialect, delta):
+        super().__init__(dialect)
+        self.delta = delta
+        self.name = f"numpy.{dialect}*(1{delta:+g})"
+
+    def start(self, config, params, *, dtype, device):
+        return ScaledRun(config, self.dialect, params, dtype, delta=self.delta)
 
 
 def _cases():
@@ -31,14 +58,61 @@ def _cases():
                     yield pytest.param(s.name, preset, dtype, id=f"{s.name}-{preset}-{dtype}")
 
 
+CORRECT = {}
+
+
+def _correct(scenario, preset, dtype):
+    key = (scenario, preset, dtype)
+    if key not in CORRECT:
+        with np.errstate(all="ignore"):
+            CORRECT[key] = run_case(NumpyAdapter(preset), catalogue.get(scenario), dtype)
+    return CORRECT[key]
+
+
 @pytest.mark.parametrize("scenario,preset,dtype", list(_cases()))
-def test_correct_numpy_adam_passes(scenario, preset, dtype):
-    with np.errstate(all="ignore"):
-        out = run_case(NumpyAdapter(preset), catalogue.get(scenario), dtype)
+def test_correct_numpy_adam_passes_with_margin(scenario, preset, dtype):
+    out = _correct(scenario, preset, dtype)
     assert out.verdict == "passed", out.message
-    # worst cases are bounds: the representation error of beta in float32 is realised exactly
-    # (budget used ~0.98 on m at step 1), everything else stays inside
-    assert out.budget_used <= 1.0
+    # budget used net of the attained final rounding of theta: ordinary rounding stays far from the edge
+    assert out.budget_used <= 0.8, (out.budget_used, out.assessment.checks)
+    # the plain error / bound, attained rounding included, stays inside
+    assert max(v for v in out.assessment.raw.values() if v is not None) <= 1.0
+
+
+def test_the_bounds_are_tight():
+    """A 25 % looser per-element bound would leave every correct case below 0.8 of it: some reach more."""
+    worst = max(max(v for v in _correct(s, p, d).assessment.raw.values() if v is not None)
+                for s, p, d in [("amsgrad-dyadic", "pytorch", "float32"), ("dtype-half", "pytorch", "float32"),
+                                ("edge-eps-dominant", "pytorch", "float32"), ("decay-piecewise", "pytorch", "float32")])
+    assert worst > 0.8
+
+
+# (scenario, dtype, delta, smallest budget multiple measured at the kill / 1.25 rounded down): the bias
+# threshold or the per-element bound loosened by 25 % brings the multiple below its floor.
+RESOLUTION = [
+    ("dense-dyadic", "float32", 1e-5, 9.0),
+    ("long-default-2000", "float32", 1e-5, 3.4),
+    ("long-dyadic-3000", "float32", 1e-5, 2.9),
+    ("sparse-dyadic", "float32", 1e-5, 3.0),
+    ("amsgrad-dyadic", "float32", 1e-5, 2.4),
+    ("clip-norm-dyadic", "float32", 1e-5, 2.2),
+    ("decay-dyadic", "float32", 1e-5, 8.0),
+    ("dtype-half", "float32", 1e-5, 2.4),
+    ("dense-dyadic", "float64", 1e-12, 120.0),
+    ("long-default-2000", "float64", 1e-12, 30.0),
+    ("clip-norm-dyadic", "float64", 1e-12, 60.0),
+    ("decay-legacy-inverse-time", "float64", 1e-12, 12.0),
+]
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["plus", "minus"])
+@pytest.mark.parametrize("scenario,dtype,delta,floor", RESOLUTION, ids=[f"{r[0]}-{r[1]}" for r in RESOLUTION])
+def test_constant_factor_at_the_resolution_limit_fails(scenario, dtype, delta, floor, sign):
+    with np.errstate(all="ignore"):
+        out = run_case(Scaled("pytorch", sign * delta), catalogue.get(scenario), dtype)
+    assert out.verdict == "failed", f"1 {sign * delta:+g} passed {scenario} {dtype}: {out.assessment.raw}"
+    multiple = max(v for v in out.assessment.raw.values() if v is not None)
+    assert multiple >= floor, f"killed at only {multiple:.3g} budgets (floor {floor})"
 
 
 @pytest.mark.parametrize("preset", NUMPY_PRESETS)
@@ -58,25 +132,43 @@ def test_planted_bug_fails_in_float32(preset, mutant, scenario):
     assert out.budget_used > 1.5
 
 
-def test_scale_bug_is_named_with_its_size():
-    out = run_case(NumpyAdapter("pytorch", "scale_1e-5"), catalogue.get("long-default-2000"), "float32")
-    assert "On average the updates are off by a common factor of about 1 + " in out.message
-    assert out.assessment.checks["update"] <= 1  # invisible element by element: only the mean reveals it
-    assert 5e-6 < out.assessment.bias["z"] < 1.5e-5
+@pytest.mark.parametrize("sign", [1, -1])
+def test_scale_bug_is_named_with_its_size(sign):
+    with np.errstate(all="ignore"):
+        out = run_case(Scaled("pytorch", sign * 1e-5), catalogue.get("dense-dyadic"), "float32")
+    z = out.assessment.bias["z"]
+    assert abs(z - sign * 1e-5) < 1e-6, z   # measured as itself, not as the distance to a variant
+    assert f"common factor of about 1 {'+' if sign > 0 else '-'} " in out.message, out.message
 
 
-def test_correct_long_run_matches_a_held_variant_not_the_exact_hyperparameters():
-    """A float32 Adam at beta2 = 0.999 holds 1 - beta2 off by 1.3e-5 relative; the bias check finds which way."""
-    out = run_case(NumpyAdapter("pytorch"), catalogue.get("long-default-2000"), "float32")
-    bias = out.assessment.bias
-    assert bias["used"] < 0.5 and bias["threshold"] < 2e-6
-    # numpy_adam.py holds fl(beta), forms 1 - fl(beta) exactly and raises fl(beta) to t: variant A/A/held
-    assert abs(bias["variants"]["m:A,v:A,pow:held"]) < bias["threshold"]
+def test_correct_run_names_its_path_class():
+    """numpy_adam.py holds fl(beta), forms 1 - fl(beta) exactly and raises fl(beta) to t with numpy's pow."""
+    out = _correct("long-default-2000", "pytorch", "float32")
+    assert out.assessment.path_class == "powers=pow,theta=once,hyper=dtype"
+    # v's form is what the data resolve (1 - fl(0.999) against fl(0.001): 1.3e-5); m's forms differ by 2e-7
+    assert out.assessment.reference.split(",")[1:] == ["v:A", "powers:pow"]
 
 
-def _as_golden(tr):
-    return types.SimpleNamespace(steps=tr.steps, theta_hi=tr.theta, theta_lo=tr.theta_lo, state={},
-                                 state_steps=np.array([], dtype=np.int64))
+def test_path_class_declarations():
+    assert parse_path_class("powers=square|product,theta=kahan")["powers"] == ("square", "product")
+    assert [c.key() for c in candidates("powers=double,theta=once", "float32")] == [
+        "powers=double,theta=once,hyper=dtype"]
+    with pytest.raises(ValueError, match="not one of"):
+        parse_path_class("powers=exp")
+    with pytest.raises(ValueError, match="allows no class"):
+        candidates("theta=master", "float32")
+
+
+def test_powers_tables_follow_their_arithmetic():
+    beta = float(np.float32(0.999))
+    sq = powers_table(beta, 8, "square", "float32")
+    prod = powers_table(beta, 8, "product", "float32")
+    b = np.float32(beta)
+    assert sq[3] == np.float32(1) - (b * b) * (b * b)   # t = 4: two squarings
+    acc = np.float32(1)
+    for _ in range(4):
+        acc = acc * b
+    assert prod[3] == np.float32(1) - acc
 
 
 def _separation(s, axis, a, b):
@@ -84,8 +176,7 @@ def _separation(s, axis, a, b):
     dialects = dict(zip(dict(s.separates)[axis], s.separated(axis)))
     ga, gb = load_golden(s, dialects[a]), load_golden(s, dialects[b])
     db = dialects[b]
-    budget = compute_budget(s.config, db, gb.params0, gb.grads, "float32", theta_impl=ga.theta_hi)
-    return assess(gb, budget, ga.theta_hi, "float32").budget_used
+    return max(v for v in judge_against(gb, db, ga.theta_hi, "float32").raw.values() if v is not None)
 
 
 @pytest.mark.parametrize("name,axis,a,b", [
@@ -105,8 +196,8 @@ def test_every_axis_has_a_separating_scenario():
 def test_weight_decay_modes_separate():
     l2, dec = catalogue.get("decay-weight-l2"), catalogue.get("decay-weight-decoupled")
     g_l2, g_dec = load_golden(l2, PRESETS["pytorch"]), load_golden(dec, PRESETS["pytorch"])
-    budget = compute_budget(l2.config, "pytorch", g_l2.params0, g_l2.grads, "float32", theta_impl=g_dec.theta_hi)
-    assert assess(g_l2, budget, g_dec.theta_hi, "float32").budget_used > 10
+    a = judge_against(g_l2, "pytorch", g_dec.theta_hi, "float32")
+    assert max(v for v in a.raw.values() if v is not None) > 10
 
 
 def test_budget_scales_with_the_unit_roundoff():
@@ -114,7 +205,7 @@ def test_budget_scales_with_the_unit_roundoff():
     g = load_golden(s, PRESETS["kingma"])
     b32 = compute_budget(s.config, "kingma", g.params0, g.grads, "float32")
     b64 = compute_budget(s.config, "kingma", g.params0, g.grads, "float64")
-    ratio = np.median(b32.update[0] / b64.update[0])
+    ratio = np.median(b32.formula[0] / b64.formula[0])
     assert 2.0 ** 28 < ratio < 2.0 ** 30  # u32/u64 = 2^29
 
 
@@ -146,8 +237,11 @@ def test_correct_implementations_pass_over_random_configurations(lr, beta1, beta
         run.step(row)
         thetas.append(run.params())
     theta_run = [np.stack([th[k] for th in thetas]).astype(np.float64) for k in range(len(shapes))]
-    budget = compute_budget(cfg, dialect, params0, grads, dtype, theta_impl=theta_run)
-    a = assess(_as_golden(tr), budget, theta_run, dtype)
+    golden = types.SimpleNamespace(
+        scenario=types.SimpleNamespace(name="random", config=cfg), dialect_key=dialect.key(), params0=params0,
+        grads=grads, steps=tr.steps, theta_hi=tr.theta, theta_lo=tr.theta_lo, state={},
+        state_steps=np.array([], dtype=np.int64))
+    a = judge_against(golden, dialect, theta_run, dtype, cache=False)
     assert a.passed, a.message()
 
 
