@@ -165,16 +165,10 @@ def _worker_default(config: pytest.Config) -> list[str] | None:
 
 
 def _available_builtins() -> list[str]:
+    from adamconf.adapters.contract import availability
     from adamconf.adapters.registry import builtin_adapters
 
-    return [name for name, a in builtin_adapters().items() if _available(a) is None]
-
-
-def _available(adapter: Any) -> str | None:
-    try:
-        return adapter.available() if hasattr(adapter, "available") else None
-    except Exception as exc:  # a broken availability check makes the adapter unavailable, not the run
-        return f"available() raised {type(exc).__name__}: {exc}"
+    return [name for name, a in builtin_adapters().items() if availability(a) is None]
 
 
 def _resolve(specs: list[str]) -> list[tuple[str, Any, bool]]:

@@ -99,13 +99,6 @@ def run_adapters(config: pytest.Config) -> list[Any]:
     return adapters
 
 
-def _unavailable(adapter: Any) -> str | None:
-    try:
-        return availability(adapter)
-    except Exception as exc:  # a broken availability check skips this adapter, not the collection
-        return f"available() raised {type(exc).__name__}: {exc}"
-
-
 def _why_nothing_runs(profile: str, reasons: dict[str, str | None], adapters: list[Any]) -> str:
     if reasons:
         return f"the {profile!r} API profile: " + "; ".join(f"{name}: {why}" for name, why in reasons.items())
@@ -130,7 +123,7 @@ def parametrize_profile(profile: str) -> Callable[[pytest.Metafunc], None]:
             # a run narrowed to scenarios (a rerun command, say) is about numerics
             pytest.skip(f"API-profile suites run without --scenario, or with --scenario api (given: {patterns})")
         claimants = [a for a in run_adapters(metafunc.config) if claims(a, profile)]
-        reasons = {a.name: _unavailable(a) for a in claimants}
+        reasons = {a.name: availability(a) for a in claimants}  # never raises
         if not any(reason is None for reason in reasons.values()):
             # Nothing to run: one line for the whole module (a skip raised while collecting
             # skips the module) instead of an "empty parameter set" or a skip per test.

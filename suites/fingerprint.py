@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import inspect
 import itertools
 import json
 import math
@@ -56,7 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adamconf.adapters.contract import DEVICES, DTYPES, Unsupported
+from adamconf.adapters.contract import DEVICES, DTYPES, Unsupported, availability
 from adamconf.golden.scenarios import CATALOGUE, Scenario, get
 from adamconf.golden.store import DATA_DIR, Golden, GoldenError, file_stem, load_golden, load_inputs, read_manifest
 from adamconf.reference.adam import trajectory
@@ -66,8 +65,7 @@ from adamconf.reference.dialect import AXES, PRESETS, Dialect, resolve_dialect
 
 from .runner import execute, support
 
-__all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_main", "render",
-           "unavailable_reason"]
+__all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_main", "render"]
 
 #: digits of the on-the-fly reference for candidates without a stored golden
 REFERENCE_DPS = 30
@@ -251,17 +249,6 @@ def choose_dtype(adapter, preferred: str = "float64") -> str:
     if preferred in adapter.dtypes:
         return preferred
     return next((d for d in ("float64", "float32") if d in adapter.dtypes), preferred)
-
-
-def unavailable_reason(adapter, device: str) -> str | None:
-    """Why the adapter cannot run on ``device`` here (``available()`` may or may not take the device)."""
-    if not hasattr(adapter, "available"):
-        return None
-    try:
-        takes_device = len(inspect.signature(adapter.available).parameters) >= 1
-    except (TypeError, ValueError):
-        takes_device = False
-    return adapter.available(device) if takes_device else adapter.available()
 
 
 def _declared(adapter) -> Dialect | None:
@@ -464,7 +451,7 @@ def fingerprint_main(argv: Sequence[str]) -> int:
         print(f"adamconf fingerprint: {adapter.name} does not run on --device {args.device} (it declares "
               f"{', '.join(adapter.devices)})", file=sys.stderr)
         return 2
-    reason = unavailable_reason(adapter, args.device)
+    reason = availability(adapter, args.device)
     if reason:
         print(f"adamconf fingerprint: {adapter.name} cannot run here: {reason}", file=sys.stderr)
         return 2

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from numpy_adam import NumpyAdapter, NumpyRun
 
+from adamconf.adapters.contract import availability
 from adamconf.adapters.registry import builtin_adapters
 from adamconf.cli import main
 from adamconf.reference.dialect import AXES, PRESETS
-from adamconf.suites.fingerprint import fingerprint, render, unavailable_reason
+from adamconf.suites.fingerprint import fingerprint, render
 
 TESTS_DIR = Path(__file__).resolve().parent
 NUMPY_PRESETS = ("kingma", "pytorch", "keras", "optax", "pytorch-sparse")
@@ -129,7 +130,7 @@ def test_fingerprint_identifies_the_declared_dialect_of_a_builtin_adapter(name):
     """In float32, where every built-in is meant to be a faithful Adam (in float64 several frameworks
     hold hyperparameters in float32: that is what ``fallback`` is for, tested above)."""
     adapter = BUILTINS[name]
-    reason = unavailable_reason(adapter, "cpu")
+    reason = availability(adapter, "cpu")
     if reason:
         pytest.skip(reason)
     result = fingerprint(adapter, "float32", fallback=False)
