@@ -48,22 +48,20 @@ import json
 import math
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from adamconf.adapters.contract import DEVICES, DTYPES, Unsupported, availability
+from adamconf.adapters.contract import DEVICES, DTYPES, availability
+from adamconf.adapters.driver import classify, drive, support
 from adamconf.golden.scenarios import CATALOGUE, Scenario, get
 from adamconf.golden.store import DATA_DIR, Golden, GoldenError, file_stem, load_golden, load_inputs, read_manifest
 from adamconf.reference.adam import trajectory
 from adamconf.reference.assess import assess
 from adamconf.reference.budget import compute_budget
 from adamconf.reference.dialect import AXES, PRESETS, Dialect, resolve_dialect
-
-from .runner import execute, support
 
 __all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_main", "render"]
 
@@ -175,14 +173,13 @@ def _probe(adapter, scenario: Scenario, axes: tuple[str, ...], references: list[
     t0 = time.perf_counter()
     inputs, _ = _reference(scenario, _candidates(scenario)[0], data_dir, manifest)
     try:
-        theta_run = execute(adapter, inputs, dtype, device)
-    except Unsupported as exc:
-        probe.message = f"{adapter.name}: {exc}"
-        probe.duration_s = time.perf_counter() - t0
-        return probe
-    except Exception as exc:  # the adapter raised: recorded, the other probes go on
-        probe.status = "error"
-        probe.message = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-4:-1])
+        theta_run = drive(adapter, scenario, inputs.params0, inputs.grads, dtype, device).theta
+    except Exception as exc:  # the adapter raised (or broke the contract): recorded, the other probes go on
+        verdict, message = classify(exc)
+        if verdict == "skipped":  # Unsupported: the adapter cannot run this probe
+            probe.message = f"{adapter.name}: {message}"
+        else:
+            probe.status, probe.message = "error", message
         probe.duration_s = time.perf_counter() - t0
         return probe
     probe.status = "ran"

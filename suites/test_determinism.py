@@ -4,20 +4,20 @@ No tolerance: two runs of one implementation, with the same inputs on the same
 device, must agree in every bit (a -0.0 against a +0.0 included). A difference
 means a race, an uninitialised buffer or state leaking between optimizers.
 The cases are a few short scenarios of several families (``DETERMINISM_SCENARIOS``),
-named ``determinism/<scenario>``.
+named ``determinism/<scenario>``. Each run is driven by ``adapters.driver.drive``,
+so the contract checks of every case apply (count, shape, dtype of the parameters).
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 
 import numpy as np
 
-from adamconf.adapters.contract import Unsupported
+from adamconf.adapters.driver import classify, drive, support
 from adamconf.golden.store import load_inputs
 from adamconf.suites.cases import Case, assert_conforms
-from adamconf.suites.runner import CaseOutcome, support
+from adamconf.suites.runner import CaseOutcome
 
 FAMILY = "determinism"
 
@@ -36,20 +36,18 @@ def run_twice(case: Case) -> CaseOutcome:
     t0 = time.perf_counter()
     params0, grads = load_inputs(case.scenario)
     try:
-        first = _trajectory(case, params0, grads)
-        second = _trajectory(case, params0, grads)
-    except Unsupported as exc:
-        out.message = f"{case.adapter.name}: {exc}"
-        return out
-    except Exception as exc:  # the adapter raised: verdict error, the run goes on
-        tb = traceback.format_exception(exc)
-        out.verdict, out.message = "error", f"{type(exc).__name__}: {exc}\n" + "".join(tb[-4:-1])
+        first = drive(case.adapter, case.scenario, params0, grads, case.dtype, case.device).theta
+        second = drive(case.adapter, case.scenario, params0, grads, case.dtype, case.device).theta
+    except Exception as exc:  # the adapter raised: recorded, the run goes on
+        out.verdict, message = classify(exc)
+        out.message = f"{case.adapter.name}: {message}" if out.verdict == "skipped" else message
         return out
     finally:
         out.duration_s = time.perf_counter() - t0
     out.verdict, out.message = "passed", ""
-    for t, (a, b) in enumerate(zip(first, second)):
-        for k, (x, y) in enumerate(zip(a, b)):
+    for t in range(len(grads) + 1):
+        for k, (x, y) in enumerate(zip(first, second)):
+            x, y = np.asarray(x[t]), np.asarray(y[t])  # tensor k after step t
             differ = np.flatnonzero(x.view(np.uint64).ravel() != y.view(np.uint64).ravel())
             if differ.size:
                 i = np.unravel_index(int(differ[0]), x.shape)
@@ -59,18 +57,3 @@ def run_twice(case: Case) -> CaseOutcome:
                                f"{x.size} elements differ at that step)")
                 return out
     return out
-
-
-def _trajectory(case: Case, params0, grads) -> list[list[np.ndarray]]:
-    """The parameters (as float64, exactly) after every step 0..T of one fresh run."""
-    run = case.adapter.start(case.scenario.config, [p.copy() for p in params0], dtype=case.dtype,
-                             device=case.device)
-    seen = [_params(run)]
-    for row in grads:
-        run.step(row)
-        seen.append(_params(run))
-    return seen
-
-
-def _params(run) -> list[np.ndarray]:
-    return [np.array(p, dtype=np.float64, copy=True) for p in run.params()]
