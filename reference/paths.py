@@ -123,6 +123,9 @@ def candidates(declared: Any, dtype: str) -> list[PathClass]:
     allowed = parse_path_class(declared)
     out = [PathClass(p, t, h) for p, t, h in itertools.product(allowed["powers"], allowed["theta"], allowed["hyper"])]
     out = [c for c in out if c.applies(dtype)]
+    if allowed["hyper"] == HYPER and allowed["powers"] == POWERS:
+        # undeclared: the frameworks that hold hyperparameters in float32 (TF/Keras) form beta^t by pow
+        out = [c for c in out if c.hyper == "dtype" or c.powers in ("double", "pow")]
     if not out:
         raise ValueError(f"path_class {declared!r} allows no class for {dtype} (master weights need float16 or "
                          f"bfloat16, stochastic rounding a dtype narrower than float64, hyper=float32 float64)")

@@ -149,22 +149,24 @@ def assert_follows_reference(subject: ApiSubject, config: Any, theta_run: Sequen
     exactly as the framework holds them; grads: the gradient of each step, as
     the framework computed it (closed loop: from the run's own parameters), fed
     open-loop to the mpmath reference of the adapter's dialect. The tolerance is
-    ``compute_budget``'s, judged by ``assess`` (every step's update and the
+    ``reference.judge``'s (every step's update and the
     trajectory), as for any case of the conformance suites.
     """
     __tracebackhide__ = True
     from adamconf.reference.adam import trajectory
-    from adamconf.reference.assess import assess
-    from adamconf.reference.budget import compute_budget
+    from adamconf.reference.judge import judge_against
 
     dialect = subject.adapter.dialect
     theta_run = [np.asarray(th, dtype=np.float64) for th in theta_run]
     params0 = [th[0] for th in theta_run]
     exact = trajectory(config, dialect, params0, grads)
-    golden = types.SimpleNamespace(steps=exact.steps, theta_hi=exact.theta, theta_lo=exact.theta_lo, state={},
+    label = dialect if isinstance(dialect, str) else dialect.key()
+    golden = types.SimpleNamespace(scenario=types.SimpleNamespace(name=f"api:{path}", config=config),
+                                   dialect_key=label, params0=params0, grads=grads,
+                                   steps=exact.steps, theta_hi=exact.theta, theta_lo=exact.theta_lo, state={},
                                    state_steps=np.array([], dtype=np.int64))
-    budget = compute_budget(config, dialect, params0, grads, dtype, theta_impl=theta_run)
-    verdict = assess(golden, budget, theta_run, dtype)
+    verdict = judge_against(golden, dialect, theta_run, dtype, declared=getattr(subject.adapter, "path_class", None),
+                            cache=False)  # closed loop: these gradients are this run's own
     if not verdict.passed:
         label = dialect if isinstance(dialect, str) else dialect.key()
         pytest.fail(f"{subject.name}: {path} ({len(grads)} steps, {dtype}, {config}) leaves the error budget of "

@@ -59,8 +59,7 @@ from adamconf.adapters.driver import classify, drive, support
 from adamconf.golden.scenarios import CATALOGUE, Scenario, get
 from adamconf.golden.store import DATA_DIR, Golden, GoldenError, file_stem, load_golden, load_inputs, read_manifest
 from adamconf.reference.adam import trajectory
-from adamconf.reference.assess import assess
-from adamconf.reference.budget import compute_budget
+from adamconf.reference.judge import judge_against
 from adamconf.reference.dialect import AXES, PRESETS, Dialect, resolve_dialect
 
 __all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_main", "render"]
@@ -185,9 +184,8 @@ def _probe(adapter, scenario: Scenario, axes: tuple[str, ...], references: list[
     probe.status = "ran"
     for values, ref_scenario, dialect in references:
         golden, source = _reference(ref_scenario, dialect, data_dir, manifest)
-        budget = compute_budget(ref_scenario.config, dialect, golden.params0, golden.grads, dtype,
-                                theta_impl=theta_run)
-        a = assess(golden, budget, theta_run, dtype)  # the trajectory decides; no mean-error check
+        # every path class the adapter may follow; the trajectory decides (no mean-error check)
+        a = judge_against(golden, dialect, theta_run, dtype, declared=getattr(adapter, "path_class", None))
         used = a.budget_used if a.budget_used is not None else math.inf
         if not a.passed and used <= 1:
             used = math.inf  # failed on the non-finite pattern or the step count, not on a budget
