@@ -296,6 +296,7 @@ class _Combo:
     cls: PathClass
     checks: dict[str, _Ratios]
     bias: dict[str, Any] | None
+    complete: bool = True   # False: stopped after a failed update check
 
     def raw_used(self) -> float:
         vals = [r.raw() for r in self.checks.values()]
@@ -306,96 +307,81 @@ class _Combo:
 
 
 def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", factor: float, bias_check: bool,
-              config, cache: dict) -> _Combo:
-    """All checks of the run against one reference under one path class."""
-    u_round = fmt(budget.dtype).u
+              config, ctx: dict, full: bool = True) -> _Combo:
+    """The checks of the run against one reference under one path class.
+
+    ctx caches what several (reference, class) pairs share within one case: the reference's
+    updates and errors, the cumulative formula bound, the pow residual per path, the final
+    rounding per theta class. full=False stops after the update check when that one fails
+    (the pair is out; its update ratio still ranks it).
+    """
     T = budget.formula[0].shape[0] if budget.formula else 0
     exact = ref.exact
-    t_all = np.arange(1, T + 1)
-    key = (ref.powers, cls.powers, exact)
-    if key not in cache:  # the unmodelled error of beta^t, per step (T,)
-        cache[key] = (budget.amp1 * pow_residual(cls.powers, config.beta1, t_all, u_round, exact)
-                      + budget.amp2 * pow_residual(cls.powers, config.beta2, t_all, u_round, exact) / 2)
-    rho_pow = cache[key]
-    a0, a1, var_c = THETA_ROUNDING[cls.theta]
-    checks: dict[str, _Ratios] = {}
-    # per-step bound over all steps, per tensor: formula + pow residual + final rounding (+ model error)
-    full = []
-    attained_all = []
-    for k in range(run.n):
-        ulp_prev, ulp_next = run.ulp_prev[k], run.ulp_next[k]
-        A = a0 * ulp_prev + a1 * ulp_next + (0.5 * ulp_prev if budget.decoupled else 0.0)
-        A = np.where(run.touched[k], A, 0.0)
-        U = _flat(budget.adam_update[k], T)
-        f = 0.0 if exact else F64_MODEL_ERROR * np.abs(_flat(budget.model_update[k], T))
-        full.append(factor * _flat(budget.formula[k], T) + U * rho_pow[:, None] + A + f)
-        attained_all.append(A)
-    # update check at the recorded pairs
-    us = run.u_steps
-    if len(us):
-        ref_d = []
+    key = ("pow", id(budget), cls.powers, exact)
+    if key not in ctx:  # the unmodelled error of beta^t per step, and its running sum times |u|
+        t_all = np.arange(1, T + 1)
+        u_round = fmt(budget.dtype).u
+        rho = (budget.amp1 * pow_residual(cls.powers, config.beta1, t_all, u_round, exact)
+               + budget.amp2 * pow_residual(cls.powers, config.beta2, t_all, u_round, exact) / 2)
+        P = [_flat(budget.adam_update[k], T) * rho[:, None] for k in range(run.n)]
+        ctx[key] = (rho, P, [_cum(x) for x in P])
+    rho_pow, P, cumP = ctx[key]
+    key = ("theta", id(budget), cls.theta)
+    if key not in ctx:  # the final rounding of theta of this class, its running sum
+        a0, a1, _ = THETA_ROUNDING[cls.theta]
+        A = [np.where(run.touched[k], a0 * run.ulp_prev[k] + a1 * run.ulp_next[k]
+                      + (0.5 * run.ulp_prev[k] if budget.decoupled else 0.0), 0.0) for k in range(run.n)]
+        ctx[key] = (A, [_cum(x) for x in A])
+    A, cumA = ctx[key]
+    key = ("formula", id(budget), exact)
+    if key not in ctx:  # the formula bound (+ the float64 model's own error), its running sum
+        F_ = [factor * _flat(budget.formula[k], T)
+              + (0.0 if exact else F64_MODEL_ERROR * np.abs(_flat(budget.model_update[k], T))) for k in range(run.n)]
+        ctx[key] = (F_, [_cum(x) for x in F_])
+    Fb, cumF = ctx[key]
+    us, steps = run.u_steps, run.steps
+    key = ("ref", id(ref))
+    if key not in ctx:
+        ref_d, err, judged = [], [], []
         for k in range(run.n):
-            ghi, glo = _finite(_flat(ref.theta[k], len(run.steps))), _finite(_flat(ref.theta_lo[k], len(run.steps)))
+            th = _flat(ref.theta[k], len(steps))
+            ghi, glo = _finite(th), _finite(_flat(ref.theta_lo[k], len(steps)))
             d_hi, d_lo0 = _two_diff(ghi[run.pairs], ghi[run.pairs - 1])
             ref_d.append((d_hi, d_lo0 + (glo[run.pairs] - glo[run.pairs - 1])))
-        err = [np.abs(_dd_sub(run.d_hi[k], run.d_lo[k], ref_d[k][0], ref_d[k][1])) for k in range(run.n)]
-        judged = [np.isfinite(_flat(ref.theta[k], len(run.steps))[run.pairs])
-                  & np.isfinite(_flat(ref.theta[k], len(run.steps))[run.pairs - 1]) for k in range(run.n)]
-        bound = [full[k][us - 1] for k in range(run.n)]
+            err.append(np.abs(_dd_sub(run.d_hi[k], run.d_lo[k], ref_d[k][0], ref_d[k][1])))
+            judged.append(np.isfinite(th[run.pairs]) & np.isfinite(th[run.pairs - 1]))
+        t_err = []
+        for k in range(run.n):
+            th = _flat(ref.theta[k], len(steps))
+            r = _finite(run.theta_at[k])
+            e = np.abs(_dd_sub(r, np.zeros_like(r), _finite(th), _finite(_flat(ref.theta_lo[k], len(steps)))))
+            t_err.append(np.where(np.isfinite(th), e, 0.0))
+        ctx[key] = (ref_d, err, judged, t_err)
+    ref_d, err, judged, t_err = ctx[key]
+    checks: dict[str, _Ratios] = {}
+    if len(us):
+        bound = [Fb[k][us - 1] + P[k][us - 1] + A[k][us - 1] for k in range(run.n)]
         checks["update"] = _Ratios(
             "update", us, [np.where(j & np.isfinite(b), e, 0.0) for e, j, b in zip(err, judged, bound)], bound,
-            [attained_all[k][us - 1] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
+            [A[k][us - 1] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
             [run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [run.theta_at[k][run.pairs] for k in range(run.n)])
-    # trajectory check at the recorded steps
-    steps = run.steps
-    traj_err, traj_bound, traj_att = [], [], []
-    for k in range(run.n):
-        cum = np.vstack([np.zeros((1, full[k].shape[1])), np.cumsum(full[k], axis=0)])
-        ghi, glo = _finite(_flat(ref.theta[k], len(steps))), _finite(_flat(ref.theta_lo[k], len(steps)))
-        r = _finite(run.theta_at[k])
-        e = np.abs(_dd_sub(r, np.zeros_like(r), ghi, glo))
-        judged = np.isfinite(_flat(ref.theta[k], len(steps))) & np.isfinite(cum[steps])
-        traj_err.append(np.where(judged, e, 0.0))
-        traj_bound.append(cum[steps])
-        last = np.vstack([np.zeros((1, full[k].shape[1])), attained_all[k]])
-        traj_att.append(last[steps])
-    checks["trajectory"] = _Ratios("trajectory", steps, traj_err, traj_bound, traj_att,
+        if not full and (checks["update"].raw() or 0.0) > 1.0:
+            return _Combo(ref, cls, checks, None, complete=False)
+    # trajectory: the running sum of the per-step bounds, at the recorded steps
+    t_bound = [cumF[k][steps] + cumP[k][steps] + cumA[k][steps] for k in range(run.n)]
+    last = [np.vstack([np.zeros((1, A[k].shape[1])), A[k]])[steps] for k in range(run.n)]
+    checks["trajectory"] = _Ratios("trajectory", steps, [np.where(np.isfinite(b), e, 0.0) for e, b in
+                                                         zip(t_err, t_bound)], t_bound, last,
                                    [_flat(ref.theta[k], len(steps)) for k in range(run.n)],
                                    [run.theta_at[k] for k in range(run.n)],
                                    [_flat(ref.theta[k], len(steps)) for k in range(run.n)])
-    # state check at the state steps
     if run.states:
-        s_err, s_bound, s_exp, s_act, s_steps = [], [], [], [], None
-        for key_ in ("m", "v", "vmax"):
-            bound_arr = getattr(budget, key_)
-            if key_ not in ref.state or bound_arr is None:
-                continue
-            hi, lo = ref.state[key_]
-            rows, ts = [], []
-            for row, t in enumerate(run.state_steps):
-                got = run.states.get(int(t), {}).get(key_)
-                if got is not None:
-                    rows.append(row)
-                    ts.append(int(t))
-            if not rows:
-                continue
-            for k in range(run.n):
-                got = np.stack([np.asarray(run.states[t][key_][k], np.float64).reshape(-1) for t in ts])
-                h = _flat(hi[k], len(run.state_steps))[rows]
-                lo_ = _flat(lo[k], len(run.state_steps))[rows]
-                e = np.abs(_dd_sub(_finite(got), np.zeros_like(got), _finite(h), _finite(lo_)))
-                b = factor * _flat(bound_arr[k], T + 1)[ts] + (0.0 if exact else F64_MODEL_ERROR * np.abs(h))
-                judged = np.isfinite(h) & np.isfinite(b)
-                s_err.append(np.where(judged, e, 0.0))
-                s_bound.append(b)
-                s_exp.append(h)
-                s_act.append(got)
-            s_steps = np.array(ts)
-        if s_err:
-            zeros = [np.zeros_like(e) for e in s_err]
-            checks["state"] = _Ratios("state", s_steps, s_err, s_bound, zeros, s_exp, s_act, s_exp)
+        state = _state_check(ref, budget, run, factor, exact, T)
+        if state is not None:
+            checks["state"] = state
     bias = None
     if bias_check and len(us):
+        a0, _, var_c = THETA_ROUNDING[cls.theta]
         sys_, var, sd, wv = [], [], [], []
         for k in range(run.n):
             U = _flat(budget.adam_update[k], T)[us - 1]
@@ -409,6 +395,44 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         bias = _bias([run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
                      sys_, var, sd, wv, us)
     return _Combo(ref, cls, checks, bias)
+
+
+def _cum(x: np.ndarray) -> np.ndarray:
+    """Running sum over the step axis with a leading zero row: row t is the sum over steps 1..t."""
+    return np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+
+
+def _state_check(ref: Reference, budget: Budget, run: "_Run", factor: float, exact: bool, T: int) -> "_Ratios | None":
+    """|m - m^ref| <= k E^m + f at the state steps, likewise v and vmax."""
+    s_err, s_bound, s_exp, s_act, s_steps = [], [], [], [], []
+    for key_ in ("m", "v", "vmax"):
+        bound_arr = getattr(budget, key_)
+        if key_ not in ref.state or bound_arr is None:
+            continue
+        hi, lo = ref.state[key_]
+        rows, ts = [], []
+        for row, t in enumerate(run.state_steps):
+            if run.states.get(int(t), {}).get(key_) is not None:
+                rows.append(row)
+                ts.append(int(t))
+        if not rows:
+            continue
+        for k in range(run.n):
+            got = np.stack([np.asarray(run.states[t][key_][k], np.float64).reshape(-1) for t in ts])
+            h = _flat(hi[k], len(run.state_steps))[rows]
+            lo_ = _flat(lo[k], len(run.state_steps))[rows]
+            e = np.abs(_dd_sub(_finite(got), np.zeros_like(got), _finite(h), _finite(lo_)))
+            b = factor * _flat(bound_arr[k], T + 1)[ts] + (0.0 if exact else F64_MODEL_ERROR * np.abs(h))
+            judged = np.isfinite(h) & np.isfinite(b)
+            s_err.append(np.where(judged, e, 0.0))
+            s_bound.append(b)
+            s_exp.append(h)
+            s_act.append(got)
+        s_steps = ts
+    if not s_err:
+        return None
+    return _Ratios("state", np.array(s_steps), s_err, s_bound, [np.zeros_like(e) for e in s_err], s_exp, s_act,
+                   s_exp)
 
 
 @dataclass
@@ -497,14 +521,18 @@ def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: 
 _THETA_RANK = {t: i for i, t in enumerate(("once", "master", "kahan", "twice", "stochastic"))}
 
 
+def _rank(c: PathClass) -> tuple[int, bool]:
+    return _THETA_RANK[c.theta], c.hyper != "dtype"
+
+
 def _choose(combos: list[_Combo]) -> _Combo:
     """The (reference, class) the verdict names: of those that pass, the one whose parameter rounding is
     tightest (round once before compensated, twice or stochastic), hyperparameters in the dtype before
     float32, then the best fit; if none passes, the closest."""
-    passing = [c for c in combos if c.raw_used() <= 1.0]
+    passing = [c for c in combos if c.complete and c.raw_used() <= 1.0]
     if not passing:
         return min(combos, key=lambda c: c.raw_used())
-    return min(passing, key=lambda c: (_THETA_RANK[c.cls.theta], c.cls.hyper != "dtype", c.raw_used()))
+    return min(passing, key=lambda c: (_rank(c.cls), c.raw_used()))
 
 
 def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None = None, declared: Any = None,
@@ -539,8 +567,8 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     groups: dict[tuple, list[PathClass]] = {}
     for c in classes:
         groups.setdefault((c.round_dtype(dtype), c.hyper, c.theta == "master"), []).append(c)
-    combos: list[_Combo] = []
     base = (s.name, golden.dialect_key, len(golden.grads))
+    prepared = []  # (class group) -> budget, references, factor, run: what every rank needs
     for (round_dtype, hyper, _master), cls_group in groups.items():
         exact = dtype == "float64" and hyper == "dtype"
         budget = _cached(cache and base + ("budget", round_dtype, hyper, exact) or None, lambda: compute_budget(
@@ -550,20 +578,38 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             refs = [_golden_reference(golden)]
         else:
             refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype, tuple(c.key() for c in cls_group))
-                           or None,
-                           lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
+                           or None, lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
         factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
         run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
-        pow_cache: dict = {}
-        for ref in refs:
+        prepared.append((cls_group, budget, refs, factor, run))
+    # classes from the tightest rounding of theta to the widest: the first rank with a passing pair decides
+    ranks = sorted({_rank(c) for c in classes})
+    combos: list[_Combo] = []
+    ctx: dict = {}
+    for rank in ranks:
+        for cls_group, budget, refs, factor, run in prepared:
             for c in cls_group:
-                if ref.powers is not None and ref.powers != c.powers:
+                if _rank(c) != rank:
                     continue
-                combos.append(_evaluate(ref, c, budget, run, factor, bias_check, s.config, pow_cache))
+                for ref in refs:
+                    if ref.powers is None or ref.powers == c.powers:
+                        combos.append(_evaluate(ref, c, budget, run, factor, bias_check, s.config, ctx, full=False))
+        if any(c.complete and c.raw_used() <= 1.0 for c in combos):
+            break
     out.classes_tried = len(combos)
     if not combos:
         return out
     best = _choose(combos)
+    if not best.complete:
+        # nothing passed: the verdict's multiple is the distance to the closest pair of the tightest
+        # rank, every check measured (a pair whose update fails may still be the closest overall)
+        def complete(c: _Combo) -> _Combo:
+            if c.complete:
+                return c
+            group = next(g for g in prepared if c.cls in g[0])
+            return _evaluate(c.ref, c.cls, group[1], group[4], group[3], bias_check, s.config, ctx, full=True)
+
+        best = min((complete(c) for c in combos if _rank(c.cls) == ranks[0]), key=lambda c: c.raw_used())
     out.path_class, out.reference = best.cls.key(), best.ref.name
     F = fmt(dtype)
     for name, r in best.checks.items():
