@@ -274,18 +274,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         text = (f"{bound.case.id}: timed out: {str(exc).strip()}" if timed_out else
                 f"{bound.case.id}: the case did not complete: "
                 + "".join(traceback.format_exception_only(type(exc), exc)).strip() if exc is not None else "")
-        rec = record(bound.case, None, verdict, f"{text}\nrerun: {bound.case.rerun}")
-        rec["duration_s"] = call.duration
+        rec = record(bound.case, None, verdict, f"{text}\nrerun: {bound.case.rerun}", duration_s=call.duration)
     if rec is not None and not any(name == RECORD_PROPERTY for name, _ in report.user_properties):
-        report.user_properties.append((RECORD_PROPERTY, json.dumps(rec)))
+        report.user_properties.append((RECORD_PROPERTY, json.dumps(rec.to_dict())))
     return report
 
 
 def _crash_record(report: pytest.TestReport, specs: dict[str, str]) -> dict | None:
     """A record for the item a dead worker was running, from its node id ``...[adapter::scenario::dtype::device]``."""
     from adamconf.golden.scenarios import get
+    from adamconf.reports.record import CaseRecord
     from adamconf.suites.cases import DETERMINISM
-    from adamconf.suites.runner import rerun_command
 
     nodeid = report.nodeid
     if "[" not in nodeid or not nodeid.endswith("]"):
@@ -298,12 +297,9 @@ def _crash_record(report: pytest.TestReport, specs: dict[str, str]) -> dict | No
         family = DETERMINISM if scenario.startswith(f"{DETERMINISM}/") else get(scenario).family
     except KeyError:
         return None
-    return {"id": "::".join(parts), "adapter": adapter, "scenario": scenario, "family": family, "dtype": dtype,
-            "device": device, "dialect": None, "verdict": "crashed", "checks": {}, "first_failing_step": None,
-            "message": f"{report.longrepr} (the process running the adapter died: a segfault, abort or "
-                       "out-of-memory kill)", "expectation": None,
-            "rerun": rerun_command(specs.get(adapter, adapter), scenario, dtype, device),
-            "duration_s": None, "series": None}
+    return CaseRecord(adapter, scenario, family, dtype, device, "crashed", spec=specs.get(adapter),
+                      message=f"{report.longrepr} (the process running the adapter died: a segfault, abort or "
+                              "out-of-memory kill)").to_dict()
 
 
 def _write_results(state: _Session, path: str):

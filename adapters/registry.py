@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENTRY_POINT_GROUP", "UnknownAdapter", "builtin_adapters", "known_names", "load_adapter"]
+__all__ = ["ENTRY_POINT_GROUP", "UnknownAdapter", "builtin_adapters", "known_names", "load_adapter", "spec_of"]
 
 ENTRY_POINT_GROUP = "adamconf.adapters"
 BUILTIN_MODULES = (
@@ -24,6 +24,10 @@ BUILTIN_MODULES = (
     "adamconf.adapters.optax_adapters",
     "adamconf.adapters.bridged",
 )
+
+
+#: (adapter, spec) of every adapter ``load_adapter`` resolved from a spec other than a built-in name
+_LOADED: list[tuple[Any, str]] = []
 
 
 class UnknownAdapter(LookupError):
@@ -79,17 +83,36 @@ def _load_file(path: Path, attr: str, spec: str) -> Any:
     return getattr(module, attr)
 
 
+def spec_of(name: str) -> str:
+    """The spec by which the adapter named ``name`` was last loaded in this process, else ``name``.
+
+    What a rerun command must repeat: ``path/to/file.py:Name`` for an adapter from a file,
+    the name itself for a built-in (``spec_of("torch.adam") == "torch.adam"``).
+    """
+    for adapter, spec in reversed(_LOADED):
+        if getattr(adapter, "name", None) == name:
+            return spec
+    return name
+
+
 def load_adapter(spec: str) -> Any:
     """Resolve a spec to an adapter instance.
 
     Order: built-in name, entry point in group ``adamconf.adapters``,
     ``exec:COMMAND LINE`` (any program speaking the bridge protocol, docs/bridge-protocol.md),
     ``bridge:SPEC`` (SPEC run in a child interpreter), ``path/to/file.py:Name``,
-    ``package.module:Name``.
+    ``package.module:Name``. The spec is remembered for ``spec_of``.
     """
     builtins = builtin_adapters()
     if spec in builtins:
         return builtins[spec]
+    adapter = _load(spec)
+    if not any(a is adapter for a, _ in _LOADED):
+        _LOADED.append((adapter, spec))  # its name is read only when asked (a bridge starts a child for it)
+    return adapter
+
+
+def _load(spec: str) -> Any:
     eps = _entry_points()
     if spec in eps:
         return _instantiate(eps[spec].load(), spec)

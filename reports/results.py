@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
-import shlex
 import tempfile
 import uuid
 import warnings
@@ -29,11 +27,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .record import MAX_SERIES_POINTS, CaseRecord, case_id, downsample_series, rerun_command
+
 __all__ = [
     "KIND",
     "MAX_SERIES_POINTS",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "CaseRecord",
     "ResultsError",
     "case_id",
     "downsample_series",
@@ -51,8 +52,6 @@ SCHEMA_VERSION = 1
 KIND = "adamconf-results"
 #: Every verdict a case can have, in the order reports list them.
 VERDICTS = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed", "timeout")
-#: The most points a case's ``series`` keeps (see ``downsample_series``).
-MAX_SERIES_POINTS = 200
 
 #: schema_version -> function turning a document of that version into the next
 #: one. Version 1 is the first; a future version 2 adds ``{1: _v1_to_v2}``.
@@ -63,34 +62,21 @@ class ResultsError(ValueError):
     """A results document (or file) that cannot be used; the message says why and what to do."""
 
 
-# --- identifiers ------------------------------------------------------------
-
-
-def case_id(adapter: str, scenario: str, dtype: str, device: str) -> str:
-    """The id of a case: ``adapter::scenario::dtype::device`` (e.g. ``torch.adam::dense-default::float32::cpu``)."""
-    return f"{adapter}::{scenario}::{dtype}::{device}"
-
-
-def rerun_command(adapter: str, scenario: str, dtype: str, device: str) -> str:
-    """The shell command that reruns exactly one case (names quoted for a POSIX shell)."""
-    q = shlex.quote
-    return (f"adamconf run --adapter {q(adapter)} --scenario {q(scenario)} "
-            f"--dtype {q(dtype)} --device {q(device)}")
-
-
 # --- building ---------------------------------------------------------------
 
 
-def new_results(cases: Iterable[Mapping[str, Any]], provenance: Mapping[str, Any], *,
+def new_results(cases: Iterable["CaseRecord | Mapping[str, Any]"], provenance: Mapping[str, Any], *,
                 label: str | None = None, adapters: Mapping[str, Mapping] | None = None,
                 created: datetime | None = None) -> dict:
     """A complete, validated results document for one run.
 
-    ``cases`` are dicts with the fields of docs/results-schema.md. Each is
-    normalised: optional fields get their defaults (``id`` and ``rerun`` from the
-    names, ``budget_used`` = the largest check), non-finite numbers become
-    ``null`` (JSON has no NaN; the message says what happened), and a ``series``
-    longer than ``MAX_SERIES_POINTS`` is downsampled. ``provenance`` comes from
+    ``cases`` are ``CaseRecord``s (adamconf.reports.record), or dicts with fields of
+    docs/results-schema.md, read as records (``CaseRecord.from_dict``). Each is
+    written as ``CaseRecord.to_dict()`` writes it: optional fields get their
+    defaults (``id`` from the names, ``rerun`` from the spec or the name,
+    ``budget_used`` = the largest check), non-finite numbers become ``null`` (JSON
+    has no NaN; the message says what happened), and a ``series`` longer than
+    ``MAX_SERIES_POINTS`` is downsampled. ``provenance`` comes from
     ``adamconf.reports.provenance.collect_provenance``; ``label`` names the run in
     merged reports (the hostname when omitted); ``adapters`` maps adapter names
     to ``adamconf.adapters.contract.describe(adapter)``.
@@ -117,86 +103,17 @@ def summarize(cases: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return {v: counts.get(v, 0) for v in VERDICTS}
 
 
-_CASE_FIELDS = ("id", "adapter", "scenario", "family", "dtype", "device", "dialect", "verdict", "budget_used",
-                "checks", "first_failing_step", "message", "expectation", "rerun", "duration_s", "series")
-_CASE_DEFAULTS: dict[str, Any] = {
-    "dialect": None,
-    "checks": {},
-    "first_failing_step": None,
-    "message": "",
-    "expectation": None,
-    "duration_s": None,
-    "series": None,
-}
-
-
-def _normalize_case(case: Mapping[str, Any]) -> dict:
-    out = {**_CASE_DEFAULTS, **case}
-    names = [out.get(k) for k in ("adapter", "scenario", "dtype", "device")]
-    if all(isinstance(n, str) for n in names):
-        out.setdefault("id", case_id(*names))
-        out.setdefault("rerun", rerun_command(*names))
-    out["checks"] = {name: _finite_or_none(value) for name, value in dict(out["checks"] or {}).items()}
-    if "budget_used" not in case:
-        measured = [v for v in out["checks"].values() if v is not None]
-        out["budget_used"] = max(measured) if measured else None
-    out["budget_used"] = _finite_or_none(out["budget_used"])
-    out["duration_s"] = _finite_or_none(out["duration_s"])
-    out["message"] = "" if out["message"] is None else str(out["message"])
-    if isinstance(out["first_failing_step"], numbers.Integral):  # numpy ints are not JSON ints
-        out["first_failing_step"] = int(out["first_failing_step"])
-    if out["series"] is not None:
-        out["series"] = downsample_series(out["series"], keep_step=out["first_failing_step"])
-    # the documented order first, so that a file reads like docs/results-schema.md
-    return {**{k: out[k] for k in _CASE_FIELDS if k in out}, **out}
-
-
-def _finite_or_none(value: Any) -> Any:
-    """``None`` for NaN and infinities (JSON cannot hold them), floats for numbers, else unchanged."""
-    if isinstance(value, bool) or value is None:
-        return value
+def _normalize_case(case: "CaseRecord | Mapping[str, Any]") -> dict:
+    """The results form of a case: ``CaseRecord.to_dict()``, for a record or a dict of some of its fields."""
+    if isinstance(case, CaseRecord):
+        return case.to_dict()
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value  # left for validate() to reject with the path and the value
-    return number if math.isfinite(number) else None
-
-
-def downsample_series(series: Mapping[str, Sequence], max_points: int = MAX_SERIES_POINTS,
-                      keep_step: int | None = None) -> dict[str, list]:
-    """``series`` with at most ``max_points`` steps, keeping every peak of the error.
-
-    The first and last steps are kept; the steps between them are cut into
-    ``max_points - 2`` equal buckets and each bucket keeps its worst step (the
-    largest budget fraction over all the series), so the plotted envelope of the
-    budget used is the true one. ``keep_step`` (the first failing step) is kept
-    in place of its bucket's worst. Values are floats (``None`` where not
-    finite); steps are ints.
-    """
-    steps = [int(s) for s in series["step"]]
-    columns = {k: [_finite_or_none(v) for v in vs] for k, vs in series.items() if k != "step"}
-    for name, values in columns.items():
-        if len(values) != len(steps):
-            raise ResultsError(f"series[{name!r}] has {len(values)} values for {len(steps)} steps; "
-                               "every series needs one value per step")
-    n = len(steps)
-    if n <= max_points:
-        return {"step": steps, **columns}
-
-    def worst(i: int) -> float:
-        return max((c[i] for c in columns.values() if c[i] is not None), default=-1.0)
-
-    buckets = max_points - 2
-    kept = [0]
-    for b in range(buckets):
-        lo = 1 + (n - 2) * b // buckets
-        hi = 1 + (n - 2) * (b + 1) // buckets
-        if lo >= hi:
-            continue
-        keep_index = next((i for i in range(lo, hi) if steps[i] == keep_step), None)
-        kept.append(keep_index if keep_index is not None else max(range(lo, hi), key=worst))
-    kept.append(n - 1)
-    return {"step": [steps[i] for i in kept], **{k: [c[i] for i in kept] for k, c in columns.items()}}
+        out = CaseRecord.from_dict(case).to_dict()
+    except ValueError as exc:
+        raise ResultsError(f"invalid case: {exc}") from None
+    if "id" in case:
+        out["id"] = case["id"]  # as given: validate() names one that does not match the names
+    return out
 
 
 def _iso_utc(moment: datetime) -> str:
@@ -452,9 +369,3 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
-    os.umask(mask)
-    return mask

@@ -16,8 +16,10 @@ error       fails: the adapter raised (``xfailed`` if listed with verdict "error
 ==========  ====================================================================
 
 ``crashed`` and ``timeout`` are decided by the plugin, which sees the worker die
-or pytest-timeout fire. The record of every case (docs/results-schema.md) is
-built here and travels to the controller in ``report.user_properties``.
+or pytest-timeout fire, or by the runner when a bridged adapter's child dies or
+hangs (they fail as ``error`` does). The record of every case, a
+``reports.record.CaseRecord``, is built here (``record``) and travels to the
+controller in ``report.user_properties``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import pytest
 
 from adamconf.adapters.contract import DEVICES, DTYPES
 from adamconf.golden.scenarios import CATALOGUE, FAMILIES, Scenario
+from adamconf.reports.record import CaseRecord, case_id, rerun_command
 
 from .expectations import Expectation, Expectations
-from .runner import CaseOutcome, case_id, rerun_command, run_case
+from .runner import CaseOutcome, run_case
 
 __all__ = [
     "DETERMINISM",
@@ -161,7 +164,7 @@ class BoundCase:
 
     case: Case
     node: Any
-    record: dict | None = None
+    record: CaseRecord | None = None
 
 
 def assert_conforms(bound: BoundCase, run: Callable[[Case], CaseOutcome] | None = None) -> None:
@@ -178,6 +181,8 @@ def assert_conforms(bound: BoundCase, run: Callable[[Case], CaseOutcome] | None 
     text = {
         "failed": lambda: failure_message(case, outcome),
         "error": lambda: error_message(case, outcome),
+        "crashed": lambda: error_message(case, outcome),
+        "timeout": lambda: error_message(case, outcome),
         "xfailed": lambda: f"expected ({exp.source}): {exp.reason}\n" + (
             failure_message(case, outcome) if outcome.verdict == "failed" else error_message(case, outcome)),
         "xpassed": lambda: (f"{case.id} passed, but {exp.source} lists it as expected to "
@@ -193,7 +198,7 @@ def assert_conforms(bound: BoundCase, run: Callable[[Case], CaseOutcome] | None 
         raise UnexpectedPass(text)
     if verdict == "failed":
         raise CaseFailed(text)
-    if verdict == "error":
+    if verdict in ("error", "crashed", "timeout"):
         raise AdapterRaised(text)
 
 
@@ -249,23 +254,17 @@ def _used(used: float) -> str:
 
 
 def error_message(case: Case, outcome: CaseOutcome) -> str:
-    return (f"{case.id}: the adapter raised (verdict error), so nothing was measured:\n"
+    return (f"{case.id}: the adapter raised (verdict {outcome.verdict}), so nothing was measured:\n"
             + "\n".join(f"  {line}" for line in outcome.message.splitlines()) + f"\nrerun: {case.rerun}")
 
 
-def record(case: Case, outcome: CaseOutcome | None, verdict: str, message: str) -> dict:
-    """The case as a results record (docs/results-schema.md); ``budget_used`` is left to ``new_results``."""
-    a = outcome.assessment if outcome is not None else None
-    return {
-        "id": case.id, "adapter": case.adapter.name, "scenario": case.label, "family": case.family,
-        "dtype": case.dtype, "device": case.device,
-        "dialect": (outcome.dialect or None) if outcome is not None else None,
-        "verdict": verdict,
-        "checks": {k: (None if v is None else float(v)) for k, v in a.checks.items()} if a else {},
-        "first_failing_step": a.first_failing_step if a else None,
-        "message": message,
-        "expectation": case.expectation.record() if case.expectation is not None else None,
-        "rerun": case.rerun,
-        "duration_s": outcome.duration_s if outcome is not None else None,
-        "series": dict(a.series) if a and a.series else None,
-    }
+def record(case: Case, outcome: CaseOutcome | None, verdict: str, message: str, *,
+           duration_s: float | None = None) -> CaseRecord:
+    """The case's record (docs/results-schema.md): what ``outcome`` measured (None: the case did not
+    complete), judged ``verdict`` with ``message``; the rerun command repeats the case's spec."""
+    fields = dict(spec=case.spec, scenario=case.label, family=case.family, verdict=verdict, message=message,
+                  expectation=case.expectation.record() if case.expectation is not None else None)
+    if outcome is None:
+        return CaseRecord(case.adapter.name, dtype=case.dtype, device=case.device, duration_s=duration_s, **fields)
+    return CaseRecord.from_outcome(outcome, **fields,
+                                   **({"duration_s": duration_s} if duration_s is not None else {}))

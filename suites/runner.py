@@ -21,6 +21,7 @@ from adamconf.golden.scenarios import Scenario
 from adamconf.golden.store import DATA_DIR, Golden, load_golden
 from adamconf.reference.judge import Assessment, judge_against
 from adamconf.reference.dialect import resolve_dialect
+from adamconf.reports.record import CaseRecord
 from adamconf.reports.results import case_id, rerun_command  # the one place ids and reruns are formatted
 
 __all__ = ["AdapterContractError", "CaseOutcome", "RoundTripMismatch", "case_id", "execute", "rerun_command", "run_case", "support"]
@@ -51,7 +52,8 @@ class CaseOutcome:
 
     @property
     def rerun(self) -> str:
-        return rerun_command(self.adapter, self.scenario, self.dtype, self.device)
+        """The rerun command of the record: with the spec the adapter was loaded by, not its name."""
+        return CaseRecord.from_outcome(self).rerun
 
 
 def execute(adapter, golden: Golden, dtype: str, device: str = "cpu") -> list[np.ndarray]:

@@ -112,6 +112,20 @@ class Flaky(Good):
         return run
 
 
+class Reshaped(Good):
+    """Correct arithmetic, but params() returns every tensor as a column: a contract violation."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "third.reshaped"
+
+    def start(self, config, params, *, dtype, device):
+        run = super().start(config, params, dtype=dtype, device=device)
+        read = run.params
+        run.params = lambda: [p.reshape(-1, 1) for p in read()]
+        return run
+
+
 class Missing(Good):
     def __init__(self):
         super().__init__()
@@ -259,6 +273,34 @@ def test_a_hang_is_a_timeout(pytester, adapters):
     assert_cases(result, timeout=1)
     (case,) = load_results(pytester.path / "r.json")["cases"]
     assert case["verdict"] == "timeout" and "Timeout" in case["message"]
+
+
+def test_a_failing_file_adapter_is_rerun_by_its_spec_not_its_name(pytester, adapters):
+    """The rerun command repeats what was given to --adapter (file.py:Class), in the failure message,
+    in the results JSON and in the runner's outcome; the case id names the adapter."""
+    rerun = "adamconf run --adapter third.py:Late --scenario dense-default --dtype float32 --device cpu"
+    result = run_suites(pytester, "--adapter", "third.py:Late", "--scenario", "dense-default", "--dtype", "float32",
+                        "--results", "r.json")
+    assert_cases(result, failed=1)
+    result.stdout.fnmatch_lines([f"rerun: {rerun}"])
+    (case,) = load_results(pytester.path / "r.json")["cases"]
+    assert case["id"] == "third.late::dense-default::float32::cpu"
+    assert case["rerun"] == rerun and case["message"].endswith(f"rerun: {rerun}")
+
+    from adamconf.adapters.registry import load_adapter
+    from adamconf.golden.scenarios import get
+    from adamconf.suites.runner import run_case
+
+    outcome = run_case(load_adapter("third.py:Late"), get("dense-default"), "float32")
+    assert outcome.verdict == "failed" and outcome.rerun == rerun
+
+
+def test_determinism_checks_the_contract(pytester, adapters):
+    result = run_suites(pytester, "--adapter", "third.py:Reshaped", "--scenario", "determinism/dense-default",
+                        "--dtype", "float32")
+    assert_cases(result, error=1)
+    result.stdout.fnmatch_lines(["*third.reshaped::determinism/dense-default::float32::cpu: the adapter raised*",
+                                 "*AdapterContractError: params()[[]0[]] has shape*"])
 
 
 def test_determinism_catches_a_run_that_differs_from_the_last(pytester, adapters):
