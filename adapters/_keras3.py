@@ -52,18 +52,8 @@ import numpy as np
 
 from adamconf.reference.config import AdamConfig, Schedule
 
-from ._tf_raw import (
-    TFRun,
-    config_json,
-    floatx_scope,
-    pack_arrays,
-    params_arrays,
-    read_params,
-    start_checks,
-    tensorflow_missing,
-    to_numpy,
-    unpack_arrays,
-)
+from ._common import config_json, pack_arrays, params_arrays, read_params, unpack_arrays
+from ._tf_raw import TFRun, floatx_scope, start_checks, tensorflow_missing, to_numpy
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = ["Keras3Adam", "keras_schedule"]
@@ -266,7 +256,7 @@ class Keras3Adam(BaseAdapter):
         return self._run(self._from_config(config), params, dtype=dtype, device=device)
 
     def restore(self, config: AdamConfig, blob: bytes, *, dtype: str, device: str) -> Keras3Run:
-        arrays = unpack_arrays(blob)
+        arrays, _ = unpack_arrays(blob)
         store = {key[len("opt"):]: value for key, value in arrays.items() if key.startswith("opt")}
         return self._run(self._from_config(config), read_params(arrays), dtype=dtype, device=device,
                          store=store)

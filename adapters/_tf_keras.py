@@ -46,19 +46,9 @@ import numpy as np
 
 from adamconf.reference.config import AdamConfig
 
+from ._common import config_json, pack_arrays, params_arrays, read_params, unpack_arrays
 from ._keras3 import clip_kwargs, common_kwargs
-from ._tf_raw import (
-    TFRun,
-    config_json,
-    floatx_scope,
-    pack_arrays,
-    params_arrays,
-    read_params,
-    start_checks,
-    tensorflow_missing,
-    to_numpy,
-    unpack_arrays,
-)
+from ._tf_raw import TFRun, floatx_scope, start_checks, tensorflow_missing, to_numpy
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = ["TFKerasAdam"]
@@ -207,7 +197,7 @@ class TFKerasAdam(BaseAdapter):
         return self._run(self._from_config(config), params, dtype=dtype, device=device)
 
     def restore(self, config: AdamConfig, blob: bytes, *, dtype: str, device: str) -> TFKerasRun:
-        arrays = unpack_arrays(blob)
+        arrays, _ = unpack_arrays(blob)
         return self._run(self._from_config(config), read_params(arrays), dtype=dtype, device=device,
                          weights=read_params(arrays, prefix="opt"))
 

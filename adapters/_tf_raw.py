@@ -2,8 +2,8 @@
 
 The first half is shared by every TensorFlow-backed adapter: the lazy import
 (TensorFlow costs seconds to import, so nothing here imports it at module
-level), devices, gradients as tensors, parameters back to numpy, and
-checkpoint bytes. The second half, ``RawApplyAdam``, puts the fused kernels
+level), devices, gradients as tensors and parameters back to numpy (checkpoint
+bytes and exact readback are adapters/_common.py's, shared with every framework). The second half, ``RawApplyAdam``, puts the fused kernels
 ``tf.raw_ops.ResourceApplyAdam`` / ``ResourceApplyAdamWithAmsgrad`` under test
 with no optimizer class around them.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
-import json
 import os
 import shutil
 from typing import Any, Callable, Iterator, Sequence
@@ -23,21 +21,19 @@ import numpy as np
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
+from ._common import exact_numpy, pack_arrays, params_arrays, read_params, unpack_arrays
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = [
     "RawApplyAdam",
     "TFRun",
-    "config_json",
+    "as_tf_grad",
+    "device_name",
     "floatx_scope",
     "import_tensorflow",
-    "pack_arrays",
-    "params_arrays",
-    "read_params",
     "start_checks",
     "tensorflow_missing",
     "to_numpy",
-    "unpack_arrays",
 ]
 
 _INSTALL_HINT = "pip install 'adamconf[tensorflow]'"
@@ -158,10 +154,7 @@ def as_tf_grad(tf: Any, g: GradEntry, dtype: str) -> Any:
 
 def to_numpy(x: Any) -> np.ndarray:
     """A tensor or variable as numpy, bfloat16 widened (exactly) to float32."""
-    a = np.asarray(x.numpy())
-    if a.dtype.name == "bfloat16":
-        return a.astype(np.float32)
-    return a.copy()
+    return exact_numpy(x.numpy())
 
 
 class TFRun:
@@ -198,59 +191,6 @@ class TFRun:
 
     def params(self) -> list[np.ndarray]:
         return [to_numpy(v) for v in self.variables]
-
-
-# -- checkpoint bytes and config text -------------------------------------------
-
-def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
-    """npz bytes; bfloat16 arrays travel as their uint16 bits (npz has no bfloat16 without pickle)."""
-    out, kinds = {}, {}
-    for key, a in arrays.items():
-        a = np.asarray(a)
-        kinds[key] = a.dtype.name
-        out[key] = a.view(np.uint16) if a.dtype.name == "bfloat16" else a
-    out["__dtypes__"] = np.frombuffer(json.dumps(kinds).encode(), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **out)
-    return buf.getvalue()
-
-
-def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    """The inverse of ``pack_arrays`` (no pickle is ever loaded)."""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        if "__dtypes__" not in z.files:
-            raise ValueError("checkpoint bytes lack '__dtypes__': they were not written by Run.save() "
-                             "of a TensorFlow adapter")
-        kinds = json.loads(z["__dtypes__"].tobytes().decode())
-        out = {}
-        for key, kind in kinds.items():
-            a = z[key]
-            if kind == "bfloat16":
-                import ml_dtypes  # a TensorFlow dependency: present wherever these adapters run
-
-                a = a.view(ml_dtypes.bfloat16)
-            out[key] = a
-    return out
-
-
-def config_json(config: dict[str, Any]) -> str:
-    """A framework's ``get_config()`` as JSON text (numpy scalars as Python numbers)."""
-
-    def plain(x: Any) -> Any:
-        if isinstance(x, np.generic):
-            return x.item()  # float32 -> float widens exactly
-        raise TypeError(f"optimizer config holds {type(x).__name__} {x!r}, which JSON cannot represent")
-
-    return json.dumps(config, sort_keys=True, default=plain)
-
-
-def params_arrays(params: Sequence[np.ndarray], prefix: str = "param") -> dict[str, np.ndarray]:
-    return {f"{prefix}{k}": np.asarray(p) for k, p in enumerate(params)}
-
-
-def read_params(arrays: dict[str, np.ndarray], prefix: str = "param") -> list[np.ndarray]:
-    n = sum(1 for key in arrays if key.startswith(prefix) and key[len(prefix):].isdigit())
-    return [arrays[f"{prefix}{k}"] for k in range(n)]
 
 
 # -- the raw kernels ------------------------------------------------------------
@@ -386,5 +326,5 @@ class RawApplyAdam(BaseAdapter):
     def restore(self, config: AdamConfig, blob: bytes, *, dtype: str, device: str) -> RawAdamRun:
         self._check(config)
         tf, dev = start_checks(self, dtype, device)
-        arrays = unpack_arrays(blob)
+        arrays, _ = unpack_arrays(blob)
         return self._make(tf, config, arrays, dtype=dtype, device=dev, step=int(arrays["step"]))

@@ -13,6 +13,8 @@ import numpy as np
 
 from adamconf.reference.grads import SparseGrad
 
+from ._common import widen_bfloat16_bits
+
 __all__ = [
     "device_reason",
     "import_torch",
@@ -118,8 +120,8 @@ def to_numpy(tensor: Any) -> np.ndarray:
     """The tensor's exact values: float16/32/64 as themselves, bfloat16 widened to float32."""
     torch = import_torch()
     host = tensor.detach().to("cpu")
-    if host.dtype == torch.bfloat16:
-        host = host.to(torch.float32)  # exact: bfloat16 is a truncated float32
+    if host.dtype == torch.bfloat16:  # numpy has no bfloat16: its bits, widened as every adapter does
+        return widen_bfloat16_bits(host.view(torch.int16).numpy())
     return host.numpy().copy()
 
 

@@ -35,6 +35,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
+from adamconf.adapters._common import bfloat16_bits, widen_bfloat16_bits
 from adamconf.adapters.contract import Unsupported
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.dialect import Dialect
@@ -111,7 +112,7 @@ def encode_array(a: Any) -> dict:
     name = a.dtype.name
     if name not in _WIRE_DTYPES:
         raise TypeError(f"cannot send an array of dtype {name}; the protocol carries {sorted(_WIRE_DTYPES)}")
-    raw = a.view(np.uint16) if name == "bfloat16" else a
+    raw = bfloat16_bits(a) if name == "bfloat16" else a
     data = np.ascontiguousarray(raw, dtype=np.dtype(_WIRE_DTYPES[name])).tobytes()
     return {"dtype": name, "shape": list(a.shape), "data": base64.b64encode(data).decode("ascii")}
 
@@ -132,7 +133,7 @@ def decode_array(obj: Mapping) -> np.ndarray:
                             f"bytes, the data holds {len(raw)}")
     a = np.frombuffer(raw, dtype=wire).reshape(shape)
     if name == "bfloat16":
-        return (a.astype(np.uint32) << 16).view(np.float32)
+        return widen_bfloat16_bits(a)
     return a.astype(wire.newbyteorder("="))
 
 

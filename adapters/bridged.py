@@ -116,8 +116,9 @@ class Keras3AnyBackendRun:
         return stack
 
     def _numpy(self, x: Any) -> np.ndarray:
-        a = np.array(self._keras.ops.convert_to_numpy(x))
-        return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
+        from adamconf.adapters._common import exact_numpy
+
+        return exact_numpy(self._keras.ops.convert_to_numpy(x))
 
     def step(self, grads) -> None:
         check_entries(grads, self._shapes)
@@ -145,7 +146,7 @@ class Keras3AnyBackendRun:
 
     def save(self) -> bytes:
         """Parameters and the optimizer's own store (``save_own_variables``, what model.save writes)."""
-        from adamconf.adapters._tf_raw import pack_arrays, params_arrays
+        from adamconf.adapters._common import pack_arrays, params_arrays
 
         with self._context():
             store: dict = {}
@@ -156,7 +157,7 @@ class Keras3AnyBackendRun:
         return pack_arrays(arrays)
 
     def config(self) -> str:
-        from adamconf.adapters._tf_raw import config_json
+        from adamconf.adapters._common import config_json
 
         return config_json(self.optimizer.get_config())
 
@@ -215,9 +216,9 @@ class Keras3AnyBackend(BaseAdapter):
         return Keras3AnyBackendRun(self._keras(), self._from_config(config), params, dtype=dtype, device=device)
 
     def restore(self, config: AdamConfig, blob: bytes, *, dtype: str, device: str) -> Keras3AnyBackendRun:
-        from adamconf.adapters._tf_raw import read_params, unpack_arrays
+        from adamconf.adapters._common import read_params, unpack_arrays
 
-        arrays = unpack_arrays(blob)
+        arrays, _ = unpack_arrays(blob)
         store = {key[len("opt"):]: value for key, value in arrays.items() if key.startswith("opt")}
         return Keras3AnyBackendRun(self._keras(), self._from_config(config), read_params(arrays),
                                    dtype=dtype, device=device, store=store)

@@ -52,7 +52,6 @@ process, and the global flag is left as it was.
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import sys
@@ -60,6 +59,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from adamconf.adapters._common import (bfloat16_type, exact_numpy, pack_arrays, params_arrays, read_params,
+                                      unpack_arrays)
 from adamconf.adapters.contract import DTYPES, BaseAdapter, Unsupported
 from adamconf.reference.config import AdamConfig, ExponentialDecay, PiecewiseConstant
 from adamconf.reference.grads import SparseGrad, check_entries
@@ -67,7 +68,7 @@ from adamconf.reference.grads import SparseGrad, check_entries
 __all__ = ["ADAPTERS", "OptaxAdapter", "OptaxRun", "build_transform", "recipe_for"]
 
 RECIPE_FORMAT = "adamconf.optax-recipe/1"
-CHECKPOINT_FORMAT = "adamconf.optax-checkpoint/1"
+CHECKPOINT_FORMAT = "adamconf.optax-checkpoint/2"  # npz bytes of adapters/_common.pack_arrays
 
 _COMMON_FEATURES = ("state", "checkpoint", "config", "schedule", "eps_root",
                     "clipvalue", "global_clipnorm", "nonfinite")
@@ -95,19 +96,7 @@ def _precision(dtype: str):
 def _numpy_dtype(dtype: str):
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
-    if dtype == "bfloat16":
-        import ml_dtypes  # installed with jax
-
-        return ml_dtypes.bfloat16
-    return np.dtype(dtype)
-
-
-def _to_numpy(x) -> np.ndarray:
-    """A jax array as numpy holding exactly its values (bfloat16 widened to float32)."""
-    a = np.array(x)
-    if a.dtype.name == "bfloat16":
-        return a.astype(np.float32)
-    return a
+    return bfloat16_type() if dtype == "bfloat16" else np.dtype(dtype)  # ml_dtypes: installed with jax
 
 
 def _jax_device(device: str):
@@ -311,15 +300,15 @@ class OptaxRun:
 
     def params(self) -> list[np.ndarray]:
         with _precision(self.dtype):
-            return [_to_numpy(p) for p in self._params]
+            return [exact_numpy(p) for p in self._params]
 
     def state(self) -> dict:
         with _precision(self.dtype):
             s = _moments_state(self._state)
             return {"step": int(s.count),
-                    "m": [_to_numpy(x) for x in s.mu],
-                    "v": [_to_numpy(x) for x in s.nu],
-                    "vmax": [_to_numpy(x) for x in s.nu_max] if hasattr(s, "nu_max") else None}
+                    "m": [exact_numpy(x) for x in s.mu],
+                    "v": [exact_numpy(x) for x in s.nu],
+                    "vmax": [exact_numpy(x) for x in s.nu_max] if hasattr(s, "nu_max") else None}
 
     def config(self) -> str:
         return json.dumps(self.recipe, sort_keys=True)
@@ -328,35 +317,17 @@ class OptaxRun:
         """Parameters and every optimizer-state leaf, bit for bit, as npz (no pickle)."""
         jax, _ = _jax()
         with _precision(self.dtype):
-            leaves = [np.array(x) for x in jax.tree.leaves(self._state)]
-            params = [np.array(p) for p in self._params]
-        arrays, dtypes = {}, []
-        for key, a in [(f"param_{k}", p) for k, p in enumerate(params)] + \
-                      [(f"state_{k}", s) for k, s in enumerate(leaves)]:
-            dtypes.append(a.dtype.name)
-            # np.save cannot store ml_dtypes' bfloat16 without pickle: keep its bits.
-            arrays[key] = a.view(np.uint16) if a.dtype.name == "bfloat16" else a
-        manifest = {"format": CHECKPOINT_FORMAT, "recipe": self.recipe, "dtype": self.dtype,
-                    "n_params": len(params), "n_state": len(leaves), "dtypes": dtypes}
-        buf = io.BytesIO()
-        np.savez(buf, manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8), **arrays)
-        return buf.getvalue()
+            arrays = {**params_arrays([np.array(p) for p in self._params], prefix="param"),
+                      **params_arrays([np.array(x) for x in jax.tree.leaves(self._state)], prefix="state")}
+        return pack_arrays(arrays, meta={"format": CHECKPOINT_FORMAT, "recipe": self.recipe, "dtype": self.dtype})
 
 
 def _load_checkpoint(blob: bytes) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        manifest = json.loads(z["manifest"].tobytes().decode())
-        if manifest.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"not an optax checkpoint of format {CHECKPOINT_FORMAT!r} "
-                             f"(got {manifest.get('format')!r}); save one with run.save()")
-        keys = [f"param_{k}" for k in range(manifest["n_params"])] + \
-               [f"state_{k}" for k in range(manifest["n_state"])]
-        arrays = []
-        for key, name in zip(keys, manifest["dtypes"]):
-            a = z[key]
-            arrays.append(a.view(_numpy_dtype("bfloat16")) if name == "bfloat16" else a)
-    n = manifest["n_params"]
-    return manifest, arrays[:n], arrays[n:]
+    arrays, manifest = unpack_arrays(blob)
+    if manifest.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"not an optax checkpoint of format {CHECKPOINT_FORMAT!r} "
+                         f"(got {manifest.get('format')!r}); save one with run.save()")
+    return manifest, read_params(arrays, prefix="param"), read_params(arrays, prefix="state")
 
 
 # -- the adapters -----------------------------------------------------------------------
