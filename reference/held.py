@@ -67,14 +67,17 @@ def held_variants(config: AdamConfig, dtype: str, classes: list[PathClass]) -> l
         F_h = fmt("float32" if c.hyper == "float32" else D)
         double = c.hyper == "float32"
         f1, f2 = _forms(F_h, config.beta1, double), _forms(F_h, config.beta2, double)
-        eps = float(fmt(D).round([config.eps])[0])
+        # eps as the dtype holds it; with hyper=float32 also as float32 (tf_keras's epsilon is a Python float,
+        # Keras 3 and others may cast it through float32)
+        eps_forms = (float(fmt(D).round([config.eps])[0]),) + ((float(F_h.round([config.eps])[0]),) if double else ())
         rb = lambda b: float(F_h.round([b])[0])  # noqa: E731
         p1, p2 = (config.beta1, config.beta2) if c.powers == "double" else (rb(config.beta1), rb(config.beta2))
-        for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32 in itertools.product(
-                f1.items(), f2.items(), (False, True) if double else (False,)):
+        for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32, eps in itertools.product(
+                f1.items(), f2.items(), (False, True) if double else (False,), sorted(set(eps_forms))):
             key = (c.powers, D, b1, omb1, b2, omb2, p1, p2, eps, lr32)
             if key not in seen:
-                name = f"m:{n1},v:{n2},powers:{c.powers}" + (",lr:float32" if lr32 else "")
+                name = (f"m:{n1},v:{n2},powers:{c.powers}" + (",lr:float32" if lr32 else "")
+                        + (",eps:float32" if double and eps != config.eps else ""))
                 seen[key] = Held(name, c.powers, c.hyper, b1, omb1, b2, omb2, p1, p2, eps, lr32)
     return list(seen.values())
 

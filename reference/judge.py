@@ -326,11 +326,11 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         P = [_flat(budget.adam_update[k], T) * rho[:, None] for k in range(run.n)]
         ctx[key] = (rho, P, [_cum(x) for x in P])
     rho_pow, P, cumP = ctx[key]
-    key = ("theta", id(budget), cls.theta)
-    if key not in ctx:  # the final rounding of theta of this class, its running sum
-        a0, a1, _ = THETA_ROUNDING[cls.theta]
-        A = [np.where(run.touched[k], a0 * run.ulp_prev[k] + a1 * run.ulp_next[k]
-                      + (0.5 * run.ulp_prev[k] if budget.decoupled else 0.0), 0.0) for k in range(run.n)]
+    key = ("theta", id(budget), cls.theta, exact)
+    if key not in ctx:  # the final rounding of theta of this class (+ the model's own), its running sum
+        A = [np.where(run.touched[k], _theta_rounding(cls.theta, run.ulp_prev[k], run.ulp_next[k], budget.decoupled)
+                      + (0.0 if exact else 0.5 * (run.ulp64_prev[k] + run.ulp64_next[k])), 0.0)
+             for k in range(run.n)]
         ctx[key] = (A, [_cum(x) for x in A])
     A, cumA = ctx[key]
     key = ("formula", id(budget), exact)
@@ -397,6 +397,23 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
     return _Combo(ref, cls, checks, bias)
 
 
+def _theta_rounding(theta: str, ulp_prev: np.ndarray, ulp_next: np.ndarray, decoupled: bool) -> np.ndarray:
+    """Bound on what rounding theta contributes to |Delta_t - delta_t| under a theta class (``THETA_ROUNDING``).
+
+    Round to nearest errs by at most half the spacing at the result (ulp_next); an intermediate
+    value (a second rounding, the separate decoupled-decay step) or a stochastic rounding may
+    lie in the wider of the two binades, hence the larger ulp there. Kahan and master weights
+    report a value within half an ulp of a precise one at each end of the step.
+    """
+    a0, a1, _ = THETA_ROUNDING[theta]
+    wide = np.fmax(ulp_prev, ulp_next)
+    if theta in ("kahan", "master"):
+        out = a0 * ulp_prev + a1 * ulp_next
+    else:
+        out = a0 * wide + a1 * (wide if theta == "stochastic" else ulp_next)
+    return out + (0.5 * wide if decoupled else 0.0)
+
+
 def _cum(x: np.ndarray) -> np.ndarray:
     """Running sum over the step axis with a leading zero row: row t is the sum over steps 1..t."""
     return np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
@@ -449,6 +466,8 @@ class _Run:
     d_lo: list[np.ndarray]
     ulp_prev: list[np.ndarray]   # (T, n): ulp of theta_{t-1}, run and model, the larger
     ulp_next: list[np.ndarray]
+    ulp64_prev: list[np.ndarray]  # the same in float64: the model's own rounding of theta
+    ulp64_next: list[np.ndarray]
     touched: list[np.ndarray]
     states: dict
     state_steps: np.ndarray
@@ -463,15 +482,19 @@ def _prepare_run(theta_run: Sequence[np.ndarray], steps: np.ndarray, state_steps
     u_steps = steps[pairs]
     theta_at = [r[steps] for r in run]
     d = [_two_diff(_finite(r[u_steps]), _finite(r[u_steps - 1])) for r in run]
-    ulp_prev, ulp_next, touched = [], [], []
+    ulp_prev, ulp_next, ulp64_prev, ulp64_next, touched = [], [], [], [], []
+    F64 = fmt("float64")
     for k, r in enumerate(run):
         model = _flat(budget.model_theta[k], T + 1)
         ulps = np.fmax(F.ulp(_finite(r)), F.ulp(model))
+        ulps64 = np.fmax(F64.ulp(_finite(r)), F64.ulp(model))
         ulp_prev.append(ulps[:-1])
         ulp_next.append(ulps[1:])
+        ulp64_prev.append(ulps64[:-1])
+        ulp64_next.append(ulps64[1:])
         touched.append(_flat(budget.touched[k], T))
     return _Run(F, len(run), steps, pairs, u_steps, theta_at, [x[0] for x in d], [x[1] for x in d], ulp_prev,
-                ulp_next, touched, states or {}, state_steps)
+                ulp_next, ulp64_prev, ulp64_next, touched, states or {}, state_steps)
 
 
 # -- references and caches ------------------------------------------------------------------------

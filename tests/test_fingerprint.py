@@ -68,8 +68,28 @@ class _Float32HyperparametersAdapter(NumpyAdapter):
         return _Float32Hyperparameters(config, self.dialect, params, dtype)
 
 
-def test_falls_back_to_float32_when_nothing_matches_in_float64():
+def test_float32_held_hyperparameters_are_identified_in_float64():
+    """Holding beta1, beta2 and eps in float32 inside a float64 run is a path class (hyper=float32), not a
+    mismatch: the fingerprint identifies the dialect in float64 itself."""
     result = fingerprint(_Float32HyperparametersAdapter("keras"))
+    assert result["dtype"] == "float64"
+    assert "fallback" not in result or not result["fallback"]
+    assert _disagreements(result) == {}, render(result)
+
+
+class _Float32InsideAdapter(NumpyAdapter):
+    """Claims float64 but computes in float32 and widens the result: nothing matches in float64."""
+
+    def start(self, config, params, *, dtype, device):
+        run = NumpyRun(config, self.dialect, params, "float32" if dtype == "float64" else dtype)
+        if dtype == "float64":
+            inner = run.params
+            run.params = lambda: [np.asarray(p, dtype=np.float64) for p in inner()]
+        return run
+
+
+def test_falls_back_to_float32_when_nothing_matches_in_float64():
+    result = fingerprint(_Float32InsideAdapter("keras"))
     assert result["dtype"] == "float32"
     assert result["fallback"]["from"] == "float64"
     assert {v["status"] for v in result["fallback"]["axes"].values()} == {"none"}
