@@ -37,26 +37,33 @@ adapter applies the optimizer through exactly that wrapper: it is the path
 ``model.fit`` takes by default on a machine with a GPU ("auto" resolves to
 False on CPU-only machines, trainer.py ``_resolve_auto_jit_compile``). In
 float32 on the CPU its results are not bitwise those of the eager path.
+
+``Keras3Run`` is the run of every Keras 3 adapter, on every backend: the
+TensorFlow ones here and the JAX and torch ones of adamconf.adapters.bridged
+(``Keras3AdapterBase`` is what their adapters share), so that state, checkpoint,
+config and restore are written once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
 from adamconf.reference.config import AdamConfig, Schedule
+from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import config_json, pack_arrays, params_arrays, read_params, unpack_arrays
-from ._tf_raw import TFRun, floatx_scope, start_checks, tensorflow_missing, to_numpy
+from ._common import config_json, exact_numpy, pack_arrays, params_arrays, read_params, unpack_arrays
+from ._tf_raw import as_tf_grad, floatx_scope, start_checks, tensorflow_missing
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
-__all__ = ["Keras3Adam", "keras_schedule"]
+__all__ = ["Keras3Adam", "Keras3AdapterBase", "Keras3Run", "keras_schedule"]
 
 
 # -- Keras 3, on the TensorFlow backend only -----------------------------------
@@ -157,93 +164,115 @@ def optimizer_kwargs(keras: Any, config: AdamConfig, *, adamw: bool, name: str) 
     return kwargs
 
 
-# -- the run -------------------------------------------------------------------
+# -- the run, on every backend -------------------------------------------------------------
 
-class Keras3Run(TFRun):
-    """Parameters as ``keras.Variable``; each step is one ``optimizer.apply``."""
+class Keras3Run:
+    """Parameters as ``keras.Variable``; each step is one ``optimizer.apply``: the run of every Keras 3 backend.
 
-    def __init__(self, keras: Any, tf: Any, optimizer: Any, variables: list, *, jit: bool,
-                 dtype: str, device: str) -> None:
-        super().__init__(tf, variables, dtype=dtype, device=device,
-                         floatx=(keras.config.floatx, keras.config.set_floatx))
-        self.optimizer = optimizer
+    Only backend-neutral Keras calls (``keras.Variable``, ``optimizer.apply``, ``keras.ops``,
+    ``save_own_variables``); what a backend adds comes in as arguments: ``scope``, the
+    context every call runs in besides Keras's floatx (``floatx_scope``): the device, and for
+    JAX the x64 switch; ``to_tensor``, a gradient entry as the backend's tensor (default:
+    ``keras.ops.convert_to_tensor`` of a dense entry); ``sparse``, whether ``SparseGrad``
+    entries are passed on (TensorFlow's ``tf.IndexedSlices``) or refused; ``jit``, a wrapper
+    for the apply step (TensorFlow: the ``tf.function(jit_compile=True)`` of ``Model.fit``).
+    """
+
+    def __init__(self, keras: Any, make_optimizer: Callable[[Any], Any], params: Sequence[np.ndarray], *,
+                 dtype: str, device: str, scope: Callable[[], ContextManager], name: str,
+                 to_tensor: Callable[[Any], Any] | None = None, sparse: bool = False,
+                 jit: Callable[[Callable], Callable] | None = None, store: dict[str, np.ndarray] | None = None) -> None:
+        self._keras = keras
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+        self._scope = scope
+        self._sparse = sparse
+        self._to_tensor = to_tensor or (lambda g: keras.ops.convert_to_tensor(np.asarray(g, dtype=np.float64),
+                                                                             dtype=dtype))
+        self._shapes = [tuple(np.shape(p)) for p in params]
+        with self._context():
+            self.optimizer = make_optimizer(keras)
+            self.variables = [keras.Variable(np.asarray(p, dtype=np.float64), dtype=dtype, name=f"theta{k}")
+                              for k, p in enumerate(params)]
+            self.optimizer.build(self.variables)
+            if store is not None:
+                if len(store) != len(self.optimizer.variables):
+                    raise ValueError(f"{name}: the checkpoint holds {len(store)} optimizer variables, "
+                                     f"this optimizer has {len(self.optimizer.variables)}: was it saved with "
+                                     "another config (amsgrad, schedule) or another adapter?")
+                self.optimizer.load_own_variables(store)
 
         def apply(grads: list) -> None:
-            optimizer.apply(grads, self.variables)
+            self.optimizer.apply(grads, self.variables)
 
-        # The wrapper Keras's TF trainer puts around a train step when jit_compile is on.
-        self._apply_fn = tf.function(apply, jit_compile=True, reduce_retracing=True) if jit else apply
+        self._apply = jit(apply) if jit is not None else apply
 
-    def _apply(self, grads: list) -> None:
-        self._apply_fn(grads)
+    def _context(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(self._scope())
+        stack.enter_context(floatx_scope(self._keras.config.floatx, self._keras.config.set_floatx, self.dtype))
+        return stack
+
+    def _numpy(self, x: Any) -> np.ndarray:
+        return exact_numpy(self._keras.ops.convert_to_numpy(x))
+
+    def step(self, grads: Sequence[GradEntry]) -> None:
+        check_entries(grads, self._shapes)
+        for k, g in enumerate(grads):
+            if isinstance(g, SparseGrad) and not self._sparse:
+                raise TypeError(f"gradient {k} is a SparseGrad: Keras on {self._keras.backend.backend()} has "
+                                f"no sparse gradient type and {self.name} does not declare 'sparse'")
+        with self._context():
+            self._apply([self._to_tensor(g) for g in grads])
+
+    def params(self) -> list[np.ndarray]:
+        with self._context():
+            return [self._numpy(v.value) for v in self.variables]
 
     def state(self) -> dict[str, Any]:
         # Keras 3 has no public per-variable slot accessor: these are the lists
         # Adam.build fills, in the order of _get_variable_index (keras 3.15).
         opt = self.optimizer
-        index = [opt._get_variable_index(v) for v in self.variables]
-        return {"step": int(opt.iterations.numpy()),
-                "m": [to_numpy(opt._momentums[i]) for i in index],
-                "v": [to_numpy(opt._velocities[i]) for i in index],
-                "vmax": [to_numpy(opt._velocity_hats[i]) for i in index] if opt.amsgrad else None}
+        with self._context():
+            index = [opt._get_variable_index(v) for v in self.variables]
+            return {"step": int(self._numpy(opt.iterations.value)),
+                    "m": [self._numpy(opt._momentums[i].value) for i in index],
+                    "v": [self._numpy(opt._velocities[i].value) for i in index],
+                    "vmax": [self._numpy(opt._velocity_hats[i].value) for i in index] if opt.amsgrad else None}
 
     def save(self) -> bytes:
         """Parameters and the optimizer's own store (``save_own_variables``, what model.save writes)."""
-        store: dict[str, np.ndarray] = {}
-        self.optimizer.save_own_variables(store)
-        arrays = params_arrays([v.numpy() for v in self.variables])
-        arrays.update({f"opt{key}": np.asarray(value) for key, value in store.items()})
+        convert = self._keras.ops.convert_to_numpy
+        with self._context():
+            store: dict[str, Any] = {}
+            self.optimizer.save_own_variables(store)
+            arrays = params_arrays([np.asarray(convert(v.value)) for v in self.variables])
+            arrays.update({f"opt{key}": np.asarray(convert(value)) for key, value in store.items()})
         return pack_arrays(arrays)
 
     def config(self) -> str:
         return config_json(self.optimizer.get_config())
 
 
-class Keras3Adam(BaseAdapter):
-    """keras.optimizers.Adam or AdamW (Keras 3, TensorFlow backend), eager or under XLA."""
+# -- the adapters ---------------------------------------------------------------------------
+
+class Keras3AdapterBase(BaseAdapter):
+    """What every Keras 3 adapter shares: the optimizer from an AdamConfig, a checkpoint or a config text.
+
+    A subclass says how a run starts on its backend (``_run``); the run is always ``Keras3Run``.
+    """
 
     dialect = "keras"
     dtypes = DTYPES
-    devices = DEVICES
-    features = frozenset({"amsgrad", "decoupled_weight_decay", "schedule", "clipnorm", "global_clipnorm",
-                          "clipvalue", "sparse", "state", "checkpoint", "config", "nonfinite"})
-
-    def __init__(self, name: str, *, adamw: bool = False, jit: bool = False) -> None:
-        self.name = name
-        self.adamw = adamw
-        self.jit = jit
-        how = "in tf.function(jit_compile=True), as Model.fit runs it" if jit else "eager"
-        cls = "AdamW" if adamw else "Adam"
-        self.description = f"keras.optimizers.{cls} (Keras 3, TensorFlow backend), {how}"
-        # the class's surface is checked once, on the eager Adam (suites/test_api_keras3.py)
-        self.api_profile = "keras-3" if not (adamw or jit) else None
-
-    def available(self, device: str | None = None) -> str | None:
-        return keras3_missing() or tensorflow_missing(device)
+    adamw = False
 
     def _class(self, keras: Any) -> type:
         return keras.optimizers.AdamW if self.adamw else keras.optimizers.Adam
 
-    def api_object(self) -> type:
-        """The optimizer class whose public surface the ``api_profile`` suite checks."""
-        return self._class(import_keras3())
-
     def _run(self, make_optimizer: Callable[[Any], Any], params: Sequence[np.ndarray], *, dtype: str,
              device: str, store: dict[str, np.ndarray] | None = None) -> Keras3Run:
-        tf, dev = start_checks(self, dtype, device)
-        keras = import_keras3()
-        with tf.device(dev), floatx_scope(keras.config.floatx, keras.config.set_floatx, dtype):
-            optimizer = make_optimizer(keras)
-            variables = [keras.Variable(np.asarray(p), dtype=dtype, name=f"theta{k}")
-                         for k, p in enumerate(params)]
-            optimizer.build(variables)
-            if store is not None:
-                if len(store) != len(optimizer.variables):
-                    raise ValueError(f"{self.name}: the checkpoint holds {len(store)} optimizer variables, "
-                                     f"this optimizer has {len(optimizer.variables)}: was it saved with "
-                                     "another config (amsgrad, schedule) or another adapter?")
-                optimizer.load_own_variables(store)
-        return Keras3Run(keras, tf, optimizer, variables, jit=self.jit, dtype=dtype, device=dev)
+        raise NotImplementedError
 
     def _from_config(self, config: AdamConfig) -> Callable[[Any], Any]:
         def make(keras: Any) -> Any:
@@ -267,3 +296,38 @@ class Keras3Adam(BaseAdapter):
             return self._class(keras).from_config(json.loads(config_text))
 
         return self._run(make, params, dtype=dtype, device=device)
+
+
+class Keras3Adam(Keras3AdapterBase):
+    """keras.optimizers.Adam or AdamW (Keras 3, TensorFlow backend), eager or under XLA."""
+
+    devices = DEVICES
+    features = frozenset({"amsgrad", "decoupled_weight_decay", "schedule", "clipnorm", "global_clipnorm",
+                          "clipvalue", "sparse", "state", "checkpoint", "config", "nonfinite"})
+
+    def __init__(self, name: str, *, adamw: bool = False, jit: bool = False) -> None:
+        self.name = name
+        self.adamw = adamw
+        self.jit = jit
+        how = "in tf.function(jit_compile=True), as Model.fit runs it" if jit else "eager"
+        cls = "AdamW" if adamw else "Adam"
+        self.description = f"keras.optimizers.{cls} (Keras 3, TensorFlow backend), {how}"
+        # the class's surface is checked once, on the eager Adam (suites/test_api_keras3.py)
+        self.api_profile = "keras-3" if not (adamw or jit) else None
+
+    def available(self, device: str | None = None) -> str | None:
+        return keras3_missing() or tensorflow_missing(device)
+
+    def api_object(self) -> type:
+        """The optimizer class whose public surface the ``api_profile`` suite checks."""
+        return self._class(import_keras3())
+
+    def _run(self, make_optimizer: Callable[[Any], Any], params: Sequence[np.ndarray], *, dtype: str,
+             device: str, store: dict[str, np.ndarray] | None = None) -> Keras3Run:
+        tf, dev = start_checks(self, dtype, device)
+        keras = import_keras3()
+        # the wrapper Keras's TF trainer puts around a train step when jit_compile is on
+        jit = (lambda f: tf.function(f, jit_compile=True, reduce_retracing=True)) if self.jit else None
+        return Keras3Run(keras, make_optimizer, params, dtype=dtype, device=dev, scope=lambda: tf.device(dev),
+                         name=self.name, to_tensor=lambda g: as_tf_grad(tf, g, dtype), sparse=True, jit=jit,
+                         store=store)

@@ -9,10 +9,11 @@ subprocess bridge (adamconf.adapters.bridge): ``keras.jax.adam`` and
 ``KERAS_BACKEND=jax`` or ``torch``.
 
 ``Keras3AnyBackend`` is ``keras.optimizers.Adam`` through backend-neutral Keras
-calls only (``keras.Variable``, ``optimizer.apply``, ``keras.ops``), eager. It
-maps an AdamConfig exactly as the TensorFlow-backend adapter does
-(``optimizer_kwargs`` and ``floatx_scope`` of adamconf.adapters._keras3 and
-_tf_raw, reused so the backends cannot drift apart); what Keras does with it is
+calls only (``keras.Variable``, ``optimizer.apply``, ``keras.ops``), eager: the
+run is adamconf.adapters._keras3's ``Keras3Run``, the one run class of every
+Keras 3 backend, and the adapter maps an AdamConfig, a checkpoint or a config
+text exactly as the TensorFlow-backend adapter does (``Keras3AdapterBase``,
+shared so the backends cannot drift apart); what Keras does with it is
 in adapters/_keras3.py's docstring (dialect "keras": epsilon-hat, raw AMSGrad
 maximum, TF clip formula, decoupled weight decay). Where these backends differ:
 
@@ -38,15 +39,13 @@ Not covered: ``model.fit`` on JAX jit-compiles the whole train step
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any, Sequence
 
 import numpy as np
 
+from adamconf.adapters._keras3 import Keras3AdapterBase, Keras3Run
 from adamconf.adapters.bridge import BridgedAdapter
-from adamconf.adapters.contract import DTYPES, BaseAdapter, Unsupported
-from adamconf.reference.config import AdamConfig
-from adamconf.reference.grads import SparseGrad, check_entries
+from adamconf.adapters.contract import Unsupported
 
 __all__ = ["ADAPTERS", "Keras3AnyBackend", "keras_backend_adapter"]
 
@@ -82,91 +81,9 @@ def _device_scope(keras: Any, device: str):
     return keras.device("gpu:0" if backend == "jax" else "cuda:0")
 
 
-class Keras3AnyBackendRun:
-    """Parameters as ``keras.Variable``; each step is one ``optimizer.apply``."""
-
-    def __init__(self, keras: Any, make_optimizer, params: Sequence[np.ndarray], *, dtype: str, device: str,
-                 store: dict | None = None) -> None:
-        self._keras = keras
-        self.dtype = dtype
-        self.device = device
-        self._shapes = [tuple(np.shape(p)) for p in params]
-        with self._context():
-            self.optimizer = make_optimizer(keras)
-            self.variables = [keras.Variable(np.asarray(p, dtype=np.float64), dtype=dtype, name=f"theta{k}")
-                              for k, p in enumerate(params)]
-            self.optimizer.build(self.variables)
-            if store is not None:
-                if len(store) != len(self.optimizer.variables):
-                    raise ValueError(f"the checkpoint holds {len(store)} optimizer variables, this optimizer "
-                                     f"has {len(self.optimizer.variables)}: saved with another config?")
-                self.optimizer.load_own_variables(store)
-
-    def _context(self) -> contextlib.ExitStack:
-        from adamconf.adapters._tf_raw import floatx_scope
-
-        keras = self._keras
-        stack = contextlib.ExitStack()
-        if keras.backend.backend() == "jax":
-            import jax
-
-            stack.enter_context(jax.enable_x64(self.dtype == "float64"))
-        stack.enter_context(_device_scope(keras, self.device))
-        stack.enter_context(floatx_scope(keras.config.floatx, keras.config.set_floatx, self.dtype))
-        return stack
-
-    def _numpy(self, x: Any) -> np.ndarray:
-        from adamconf.adapters._common import exact_numpy
-
-        return exact_numpy(self._keras.ops.convert_to_numpy(x))
-
-    def step(self, grads) -> None:
-        check_entries(grads, self._shapes)
-        for k, g in enumerate(grads):
-            if isinstance(g, SparseGrad):
-                raise TypeError(f"gradient {k} is a SparseGrad: Keras on {self._keras.backend.backend()} has "
-                                "no sparse gradient type and this adapter does not declare 'sparse'")
-        with self._context():
-            tensors = [self._keras.ops.convert_to_tensor(np.asarray(g, dtype=np.float64), dtype=self.dtype)
-                       for g in grads]
-            self.optimizer.apply(tensors, self.variables)
-
-    def params(self) -> list[np.ndarray]:
-        with self._context():
-            return [self._numpy(v.value) for v in self.variables]
-
-    def state(self) -> dict:
-        opt = self.optimizer
-        with self._context():
-            index = [opt._get_variable_index(v) for v in self.variables]
-            return {"step": int(self._numpy(opt.iterations.value)),
-                    "m": [self._numpy(opt._momentums[i].value) for i in index],
-                    "v": [self._numpy(opt._velocities[i].value) for i in index],
-                    "vmax": [self._numpy(opt._velocity_hats[i].value) for i in index] if opt.amsgrad else None}
-
-    def save(self) -> bytes:
-        """Parameters and the optimizer's own store (``save_own_variables``, what model.save writes)."""
-        from adamconf.adapters._common import pack_arrays, params_arrays
-
-        with self._context():
-            store: dict = {}
-            self.optimizer.save_own_variables(store)
-            arrays = params_arrays([np.array(self._keras.ops.convert_to_numpy(v.value)) for v in self.variables])
-            arrays.update({f"opt{key}": np.asarray(self._keras.ops.convert_to_numpy(value))
-                           for key, value in store.items()})
-        return pack_arrays(arrays)
-
-    def config(self) -> str:
-        from adamconf.adapters._common import config_json
-
-        return config_json(self.optimizer.get_config())
-
-
-class Keras3AnyBackend(BaseAdapter):
+class Keras3AnyBackend(Keras3AdapterBase):
     """keras.optimizers.Adam on whatever backend this process's Keras 3 runs (JAX or torch)."""
 
-    dialect = "keras"
-    dtypes = DTYPES
     devices = ("cpu", "cuda")
     features = frozenset({"amsgrad", "decoupled_weight_decay", "schedule", "clipnorm", "global_clipnorm",
                           "clipvalue", "state", "checkpoint", "config", "nonfinite"})
@@ -206,27 +123,21 @@ class Keras3AnyBackend(BaseAdapter):
 
         return keras
 
-    def _from_config(self, config: AdamConfig):
-        from adamconf.adapters._keras3 import optimizer_kwargs
+    def _run(self, make_optimizer, params: Sequence[np.ndarray], *, dtype: str, device: str,
+             store: dict | None = None) -> Keras3Run:
+        keras = self._keras()
 
-        return lambda keras: keras.optimizers.Adam(**optimizer_kwargs(keras, config, adamw=False, name=self.name))
+        def scope() -> contextlib.ExitStack:
+            stack = contextlib.ExitStack()
+            if keras.backend.backend() == "jax":
+                import jax
 
-    def start(self, config: AdamConfig, params: Sequence[np.ndarray], *, dtype: str,
-              device: str) -> Keras3AnyBackendRun:
-        return Keras3AnyBackendRun(self._keras(), self._from_config(config), params, dtype=dtype, device=device)
+                stack.enter_context(jax.enable_x64(dtype == "float64"))
+            stack.enter_context(_device_scope(keras, device))
+            return stack
 
-    def restore(self, config: AdamConfig, blob: bytes, *, dtype: str, device: str) -> Keras3AnyBackendRun:
-        from adamconf.adapters._common import read_params, unpack_arrays
-
-        arrays, _ = unpack_arrays(blob)
-        store = {key[len("opt"):]: value for key, value in arrays.items() if key.startswith("opt")}
-        return Keras3AnyBackendRun(self._keras(), self._from_config(config), read_params(arrays),
-                                   dtype=dtype, device=device, store=store)
-
-    def rebuild(self, config_text: str, params: Sequence[np.ndarray], *, dtype: str,
-                device: str) -> Keras3AnyBackendRun:
-        return Keras3AnyBackendRun(self._keras(), lambda keras: keras.optimizers.Adam.from_config(
-            json.loads(config_text)), params, dtype=dtype, device=device)
+        return Keras3Run(keras, make_optimizer, params, dtype=dtype, device=device, scope=scope, name=self.name,
+                         store=store)
 
 
 # -- the built-in bridged adapters -----------------------------------------------------------
