@@ -369,9 +369,10 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
             return _Combo(ref, cls, checks, None, complete=False)
     # trajectory: the running sum of the per-step bounds, at the recorded steps
     t_bound = [cumF[k][steps] + cumP[k][steps] + cumA[k][steps] for k in range(run.n)]
-    last = [np.vstack([np.zeros((1, A[k].shape[1])), A[k]])[steps] for k in range(run.n)]
+    # every step's final rounding can be attained, all in one direction: their sum is the attainable part
+    attained = [cumA[k][steps] for k in range(run.n)]
     checks["trajectory"] = _Ratios("trajectory", steps, [np.where(np.isfinite(b), e, 0.0) for e, b in
-                                                         zip(t_err, t_bound)], t_bound, last,
+                                                         zip(t_err, t_bound)], t_bound, attained,
                                    [_flat(ref.theta[k], len(steps)) for k in range(run.n)],
                                    [run.theta_at[k] for k in range(run.n)],
                                    [_flat(ref.theta[k], len(steps)) for k in range(run.n)])
@@ -421,7 +422,7 @@ def _cum(x: np.ndarray) -> np.ndarray:
 
 def _state_check(ref: Reference, budget: Budget, run: "_Run", factor: float, exact: bool, T: int) -> "_Ratios | None":
     """|m - m^ref| <= k E^m + f at the state steps, likewise v and vmax."""
-    s_err, s_bound, s_exp, s_act, s_steps = [], [], [], [], []
+    s_err, s_bound, s_att, s_exp, s_act, s_steps = [], [], [], [], [], []
     for key_ in ("m", "v", "vmax"):
         bound_arr = getattr(budget, key_)
         if key_ not in ref.state or bound_arr is None:
@@ -443,13 +444,13 @@ def _state_check(ref: Reference, budget: Budget, run: "_Run", factor: float, exa
             judged = np.isfinite(h) & np.isfinite(b)
             s_err.append(np.where(judged, e, 0.0))
             s_bound.append(b)
+            s_att.append(np.fmin(0.5 * run.F.ulp(_finite(h)), b))  # storing the moment rounds it: attained
             s_exp.append(h)
             s_act.append(got)
         s_steps = ts
     if not s_err:
         return None
-    return _Ratios("state", np.array(s_steps), s_err, s_bound, [np.zeros_like(e) for e in s_err], s_exp, s_act,
-                   s_exp)
+    return _Ratios("state", np.array(s_steps), s_err, s_bound, s_att, s_exp, s_act, s_exp)
 
 
 @dataclass
