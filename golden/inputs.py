@@ -87,6 +87,8 @@ def _normal(spec: Inputs, shapes, steps, stream: _Stream):
     for t in range(1, steps + 1):
         scale = gs * _profile_scale(profile, t, steps)
         row = [block[t - 1, a:b].reshape(s) * scale for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+        if spec.opt("tensor_scales") is not None:  # powers of two per tensor: values stay exact
+            row = [g * f for g, f in zip(row, spec.opt("tensor_scales"))]
         if profile == "sign_flip":
             row = [np.abs(g) * (1.0 if t % 2 else -1.0) for g in row]
         if profile == "zero_then_normal" and t <= steps // 3:

@@ -1,6 +1,6 @@
 """Small independent numpy Adams, one per dialect, computing entirely in one dtype.
 
-Written from the formulas (Kingma & Ba 2015; SEMANTICS.md), not from the
+Written from the formulas (Kingma & Ba 2015; docs/semantics.md), not from the
 reference code, to calibrate the error budget: the correct ones must pass with
 margin, the mutants must fail. Every scalar is held in the dtype the way a
 framework does it: beta rounded to the dtype, 1 - beta and beta^t computed in it.
@@ -25,8 +25,10 @@ MUTANTS = {
 
 
 class NumpyRun:
-    def __init__(self, config, dialect, params, dtype, mutant=None):
+    def __init__(self, config, dialect, params, dtype, mutant=None, scale=0.0):
+        """scale: every update is multiplied by D(1 + scale) before theta is rounded (a planted bug)."""
         self.c, self.d, self.dt, self.mutant = config, resolve_dialect(dialect), NP[dtype], mutant
+        self.scale = 1e-5 if mutant == "scale_1e-5" else scale
         D = self.dt
         self.theta = [np.asarray(p, dtype=D).copy() for p in params]
         self.m = [np.zeros_like(p) for p in self.theta]
@@ -93,8 +95,8 @@ class NumpyRun:
                 root = np.sqrt(vu + D(c.eps_root) * bc2)
                 denom = np.sqrt(vu + self.eps) if self.mutant == "eps_in_root" else root + self.eps
                 upd = alpha * m / denom
-            if self.mutant == "scale_1e-5":
-                upd = upd * D(1 + 1e-5)
+            if self.scale:
+                upd = upd * D(1 + self.scale)
             if c.weight_decay and c.weight_decay_mode == "decoupled":
                 th = th - th * (D(c.weight_decay) * lr)
             self.theta[i][sel] = (th - upd).astype(D)

@@ -24,29 +24,16 @@ from numpy_adam import NumpyAdapter, NumpyRun
 NUMPY_PRESETS = ("kingma", "pytorch", "keras", "optax")
 
 
-class ScaledRun(NumpyRun):
-    """A correct numpy Adam whose every applied update is multiplied by 1 + delta (exactly, in float64)."""
-
-    def __init__(self, *args, delta=0.0, **kw):
-        super().__init__(*args, **kw)
-        self.delta = delta
-
-    def step(self, grads):
-        before = [np.array(p, dtype=np.float64, copy=True) for p in self.theta]
-        super().step(grads)
-        for i, b in enumerate(before):
-            upd = np.asarray(self.theta[i], dtype=np.float64) - b
-            self.theta[i] = np.asarray(b + upd * (1 + self.delta), dtype=self.dt)
-
-
 class Scaled(NumpyAdapter):
+    """A correct numpy Adam whose every update is multiplied by 1 + delta before theta is rounded."""
+
     def __init__(self, dialect, delta):
         super().__init__(dialect)
         self.delta = delta
         self.name = f"numpy.{dialect}*(1{delta:+g})"
 
     def start(self, config, params, *, dtype, device):
-        return ScaledRun(config, self.dialect, params, dtype, delta=self.delta)
+        return NumpyRun(config, self.dialect, params, dtype, scale=self.delta)
 
 
 def _cases():
@@ -87,21 +74,25 @@ def test_the_bounds_are_tight():
     assert worst > 0.8
 
 
-# (scenario, dtype, delta, smallest budget multiple measured at the kill / 1.25 rounded down): the bias
-# threshold or the per-element bound loosened by 25 % brings the multiple below its floor.
+# (scenario, dtype, delta, floor): the smaller of the two signs' kill multiples as measured, divided by 1.2
+# and rounded down. A bias threshold or per-element bound loosened by 25 % brings the multiple below its
+# floor; a regression of the resolution does too. The per-element update check kills sparse-dyadic,
+# amsgrad-dyadic and dtype-half; the mean-error check the others.
 RESOLUTION = [
-    ("dense-dyadic", "float32", 1e-5, 9.0),
-    ("long-default-2000", "float32", 1e-5, 3.4),
-    ("long-dyadic-3000", "float32", 1e-5, 2.9),
-    ("sparse-dyadic", "float32", 1e-5, 3.0),
-    ("amsgrad-dyadic", "float32", 1e-5, 2.4),
-    ("clip-norm-dyadic", "float32", 1e-5, 2.2),
-    ("decay-dyadic", "float32", 1e-5, 8.0),
-    ("dtype-half", "float32", 1e-5, 2.4),
-    ("dense-dyadic", "float64", 1e-12, 120.0),
-    ("long-default-2000", "float64", 1e-12, 30.0),
-    ("clip-norm-dyadic", "float64", 1e-12, 60.0),
-    ("decay-legacy-inverse-time", "float64", 1e-12, 12.0),
+    ("dense-dyadic", "float32", 1e-5, 10.5),          # measured 12.61 / 12.68
+    ("long-default-2000", "float32", 1e-5, 4.8),      # 5.82 / 5.89 (with the state: the state identifies v's form)
+    ("long-default-mixed", "float32", 1e-5, 4.9),     # 5.91 / 6.03
+    ("long-dyadic-3000", "float32", 1e-5, 3.2),       # 3.96 / 3.87
+    ("sparse-dyadic", "float32", 1e-5, 3.3),          # 3.99 / 4.06
+    ("amsgrad-dyadic", "float32", 1e-5, 2.5),         # 3.10 / 3.16
+    ("clip-norm-dyadic", "float32", 1e-5, 3.0),       # 3.62 / 3.66
+    ("decay-dyadic", "float32", 1e-5, 9.3),           # 11.22 / 11.19
+    ("dtype-half", "float32", 1e-5, 2.8),             # 3.43 / 3.44
+    ("dense-dyadic", "float64", 1e-12, 133.0),        # 160.6 / 160.6
+    ("long-default-2000", "float64", 1e-12, 33.0),    # 40.61 / 40.66
+    ("long-default-mixed", "float64", 1e-12, 34.0),   # 41.66 / 41.71
+    ("clip-norm-dyadic", "float64", 1e-12, 80.0),     # 96.72 / 96.73
+    ("decay-legacy-inverse-time", "float64", 1e-12, 14.0),  # 16.97 / 16.94
 ]
 
 
@@ -113,6 +104,18 @@ def test_constant_factor_at_the_resolution_limit_fails(scenario, dtype, delta, f
     assert out.verdict == "failed", f"1 {sign * delta:+g} passed {scenario} {dtype}: {out.assessment.raw}"
     multiple = max(v for v in out.assessment.raw.values() if v is not None)
     assert multiple >= floor, f"killed at only {multiple:.3g} budgets (floor {floor})"
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["plus", "minus"])
+def test_without_the_state_eps_dominated_updates_still_resolve_a_common_factor(sign):
+    """long-default-mixed: with no state to identify how v is held, float32(0.999)'s 1.3e-5 in 1 - beta2
+    (variant v:C, -6.5e-6 on v-dominated updates) cannot absorb a factor that eps-dominated updates see."""
+    adapter = Scaled("pytorch", sign * 1e-5)
+    adapter.features = tuple(f for f in adapter.features if f != "state")
+    with np.errstate(all="ignore"):
+        out = run_case(adapter, catalogue.get("long-default-mixed"), "float32")
+    assert out.verdict == "failed"
+    assert out.assessment.checks["bias"] >= 3.7  # measured 4.47 (-) and 6.03 (+)
 
 
 @pytest.mark.parametrize("preset", NUMPY_PRESETS)
