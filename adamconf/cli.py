@@ -1,8 +1,14 @@
-"""The ``adamconf`` command: list, golden build|verify, run, report, fingerprint.
+"""The ``adamconf`` command: the one definition of its command line (list, golden, run, report, fingerprint).
 
-``run`` is a thin wrapper over pytest with the adamconf plugin; the others are
-small front ends to library functions. Exit codes: 0 success, 1 a check failed,
-2 a usage error (argparse's convention).
+Every subcommand's options are declared here, and only here; each subcommand is
+carried out by a library function taking the parsed arguments (``run_command``,
+``report_command``, ``fingerprint_command``). ``run`` declares only what is its
+own (``-n/--workers``) and passes everything else to pytest unchanged: the
+adamconf plugin's options (``--adapter``, ``--scenario``, ``--dtype``,
+``--device``, ``--expectations``, ``--results``: declared once, in
+adamconf/plugin.py, and listed by ``adamconf run --help``) and any pytest option.
+
+Exit codes: 0 success, 1 a check failed, 2 a usage error (argparse's convention).
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "parse_args", "plugin_options_help"]
 
 
 def _cmd_list(args) -> int:
@@ -73,31 +79,91 @@ def _cmd_golden(args) -> int:
     return 0
 
 
-def _cmd_report(args, rest: list[str]) -> int:
-    from adamconf.reports.render import report_main
+def _cmd_run(args) -> int:
+    from adamconf.suites.command import run_command
 
-    return report_main(rest)
-
-
-def _cmd_run(argv: list[str]) -> int:
-    from adamconf.suites.command import run_main
-
-    return run_main(argv)
+    return run_command(args)
 
 
-def _cmd_fingerprint(argv: list[str]) -> int:
-    from adamconf.suites.fingerprint import fingerprint_main
+def _cmd_report(args) -> int:
+    from adamconf.reports.render import report_command
 
-    return fingerprint_main(argv)
+    return report_command(args)
+
+
+def _cmd_fingerprint(args) -> int:
+    from adamconf.suites.fingerprint import fingerprint_command
+
+    return fingerprint_command(args)
+
+
+# -- the command line -----------------------------------------------------------------------------
+class _OptionGroup:
+    """``parser.getgroup(...)``'s group, as pytest_addoption uses it, over an argparse argument group."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        self._group.add_argument(*names, **attrs)
+
+
+class _PluginOptions:
+    """Enough of ``pytest.Parser`` for ``adamconf.plugin.pytest_addoption`` to declare its options on argparse."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._parser = parser
+
+    def getgroup(self, name: str, description: str = "") -> _OptionGroup:
+        return _OptionGroup(self._parser.add_argument_group(description or name))
+
+
+def plugin_options_help() -> str:
+    """The adamconf plugin's options as ``pytest --help`` lists them (from the plugin's own declarations)."""
+    from adamconf import plugin
+
+    parser = argparse.ArgumentParser(prog="adamconf run", add_help=False)
+    plugin.pytest_addoption(_PluginOptions(parser))
+    return parser.format_help().split("\n\n", 1)[1].rstrip()  # the groups, without the usage line
+
+
+class _RunHelp(argparse.Action):
+    """``adamconf run --help``: run's own options, then the plugin's (imported only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.print_help()
+        print("\n" + plugin_options_help())
+        print("\n" + _RUN_EPILOG)
+        parser.exit()
+
+
+_RUN_EPILOG = """\
+Every other argument goes to pytest unchanged (pytest --help lists them; those after
+-- too): -k EXPRESSION selects cases by id substrings, -x stops at the first failing case,
+-q / -v make the output shorter or longer. Defaults that adamconf run adds unless given:
+--results adamconf-results.json (--results '' for none) and --timeout 600 (seconds per
+case, pytest-timeout; 0 for none).
+
+Exit status: 0 every case passed, was skipped as unsupported here, or failed as an
+expectations file says; 1 otherwise (a case failed, raised, crashed, timed out or passed
+although listed as expected to fail, or an expectations entry matches no case); 2 a usage
+error (a bad option, an unknown adapter, a missing expectations file, no case selected)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adamconf.adapters.contract import DEVICES, DTYPES
+
     p = argparse.ArgumentParser(prog="adamconf", description="Adam conformance: is this really Adam, and which Adam?")
     sub = p.add_subparsers(dest="command", required=True)
+
     ls = sub.add_parser("list", help="list scenarios or adapters")
     ls.add_argument("what", choices=["scenarios", "adapters"])
     ls.add_argument("--family", action="append", help="only this scenario family (repeatable)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+
     g = sub.add_parser("golden", help="build or verify the golden store")
     g.add_argument("action", choices=["build", "verify"])
     g.add_argument("--scenario", action="append", help="glob pattern or family (repeatable); default: all")
@@ -105,28 +171,74 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, help="processes (default: all cores)")
     g.add_argument("--data-dir", help="golden directory (default: the installed package's)")
     g.add_argument("--quiet", action="store_true")
-    sub.add_parser("run", help="run the conformance suites (pytest); see `adamconf run --help`", add_help=False)
-    sub.add_parser("report", help="merge results files into an HTML report", add_help=False)
-    sub.add_parser("fingerprint", help="identify the dialect of an implementation", add_help=False)
+
+    run = sub.add_parser(
+        "run", help="run the conformance suites (pytest); see `adamconf run --help`", add_help=False,
+        allow_abbrev=False, usage="adamconf run [-n N] [adamconf plugin options] [pytest options] [-- pytest args]",
+        description="Run the Adam conformance suites (pytest --pyargs adamconf.suites) against adapters. "
+                    "The adamconf plugin's options and pytest's are accepted as pytest takes them.")
+    run.add_argument("-h", "--help", action=_RunHelp, help="show this help (with the plugin's options) and exit")
+    run.add_argument("-n", "--workers", default=None, metavar="N",
+                     help="pytest-xdist worker processes, a number or 'auto' (default: auto when more than one "
+                          "adapter runs, else none; 0 for none); a crashed worker is recorded and replaced")
+
+    rep = sub.add_parser("report", help="merge results files into an HTML report",
+                         description="Merge results files of one or more runs (e.g. a CPU and a GPU runner) "
+                                     "into one self-contained HTML report.")
+    rep.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files written by `adamconf run`")
+    rep.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
+                     help="where to write the report (default: %(default)s)")
+    rep.add_argument("--title", default="adamconf conformance report", help="the page title")
+
+    fp = sub.add_parser(
+        "fingerprint", help="identify the dialect of an implementation",
+        description="Identify which Adam dialect an implementation follows, axis by axis, ignoring the one it "
+                    "declares. Exit status: 0 every testable axis identified, 1 some axis matched none of the "
+                    "known values (or was ambiguous, or the adapter raised, or nothing was testable), 2 usage error "
+                    "(unknown spec, a dtype or device the adapter lacks, an adapter that cannot run here, a "
+                    "golden store that does not load).")
+    fp.add_argument("spec", help="adapter spec: a built-in name (`adamconf list adapters`), an entry point, "
+                                 "package.module:Name or path/to/file.py:Name")
+    fp.add_argument("--json", action="store_true", help="print the machine-readable result")
+    fp.add_argument("--dtype", choices=DTYPES,
+                    help="run in this dtype (default: float64 when the adapter supports it, else float32)")
+    fp.add_argument("--device", choices=DEVICES, default="cpu", help="default: cpu")
+    p._subcommands = sub.choices  # type: ignore[attr-defined]  # name -> parser, for their usage errors
     return p
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """A whole ``adamconf`` command line, parsed (SystemExit: 2 for a usage error, 0 after --help).
+
+    For ``run``, ``args.pytest_args`` holds every argument that is not run's own, in order
+    (those after ``--`` last): the plugin's options and pytest's, for pytest to parse.
+    """
+    argv = list(argv)
+    after: list[str] = []
+    if argv[:1] == ["run"] and "--" in argv:
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut + 1:]
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        args.pytest_args = rest + after
+    elif rest:
+        parser._subcommands[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
+_COMMANDS = {"list": _cmd_list, "golden": _cmd_golden, "run": _cmd_run, "report": _cmd_report,
+             "fingerprint": _cmd_fingerprint}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # run, report and fingerprint own their argument parsing
-    if argv and argv[0] == "run":
-        return _cmd_run(argv[1:])
-    if argv and argv[0] == "report":
-        return _cmd_report(None, argv[1:])
-    if argv and argv[0] == "fingerprint":
-        return _cmd_fingerprint(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command in ("run", "report", "fingerprint"):
+        return _COMMANDS[args.command](args)  # they report their own errors
     from adamconf.golden.store import GoldenError
 
     try:
-        if args.command == "list":
-            return _cmd_list(args)
-        return _cmd_golden(args)
+        return _COMMANDS[args.command](args)
     except (ValueError, KeyError, GoldenError) as exc:
         print(f"adamconf: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

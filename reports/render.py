@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from adamconf.reports.plots import budget_plot_svg, format_budget
 from adamconf.reports.results import VERDICTS, ResultsError, load_results, merge, write_text_atomic
 
-__all__ = ["build_context", "render_html", "report_main"]
+__all__ = ["build_context", "render_html", "report_command", "report_main"]
 
 #: Verdicts whose cases the report details, with a plot where the case has a series.
 DETAILED = ("failed", "error", "crashed", "timeout", "xpassed")
@@ -245,18 +245,17 @@ def _skip_groups(cases: Iterable[Mapping[str, Any]]) -> list[dict]:
 
 def report_main(argv: Sequence[str] | None = None) -> int:
     """``adamconf report RESULTS.json [RESULTS.json ...] -o report.html``; 0 on success, 2 on bad input."""
-    parser = argparse.ArgumentParser(
-        prog="adamconf report",
-        description="Merge results files of one or more runs (e.g. a CPU and a GPU runner) "
-                    "into one self-contained HTML report.")
-    parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files written by `adamconf run`")
-    parser.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
-                        help="where to write the report (default: %(default)s)")
-    parser.add_argument("--title", default="adamconf conformance report", help="the page title")
+    from adamconf.cli import parse_args  # the one definition of the command line
+
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(["report", *(sys.argv[1:] if argv is None else argv)])
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
+    return report_command(args)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """The report of parsed ``adamconf report`` arguments (``adamconf.cli.parse_args``): 0, or 2 on bad input."""
     docs, problems = [], []
     for path in args.results:
         try:

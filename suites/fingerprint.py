@@ -50,11 +50,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from adamconf.adapters.contract import DEVICES, DTYPES, availability
+from adamconf.adapters.contract import availability
 from adamconf.adapters.driver import classify, drive, support
 from adamconf.golden.scenarios import CATALOGUE, Scenario, get
 from adamconf.golden.store import DATA_DIR, Golden, GoldenError, file_stem, load_golden, load_inputs, read_manifest
@@ -62,7 +62,7 @@ from adamconf.reference.adam import trajectory
 from adamconf.reference.judge import judge_against
 from adamconf.reference.dialect import AXES, PRESETS, Dialect, resolve_dialect
 
-__all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_main", "render"]
+__all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_command", "render"]
 
 #: digits of the on-the-fly reference for candidates without a stored golden
 REFERENCE_DPS = 30
@@ -412,27 +412,10 @@ def render(result: dict) -> str:
 
 
 # -- command line ------------------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="adamconf fingerprint",
-        description="Identify which Adam dialect an implementation follows, axis by axis, ignoring the one it "
-                    "declares. Exit status: 0 every testable axis identified, 1 some axis matched none of the "
-                    "known values (or was ambiguous, or the adapter raised, or nothing was testable), 2 usage error "
-                    "(unknown spec, a dtype or device the adapter lacks, an adapter that cannot run here, a "
-                    "golden store that does not load).")
-    p.add_argument("spec", help="adapter spec: a built-in name (`adamconf list adapters`), an entry point, "
-                                "package.module:Name or path/to/file.py:Name")
-    p.add_argument("--json", action="store_true", help="print the machine-readable result")
-    p.add_argument("--dtype", choices=DTYPES,
-                   help="run in this dtype (default: float64 when the adapter supports it, else float32)")
-    p.add_argument("--device", choices=DEVICES, default="cpu", help="default: cpu")
-    return p
-
-
-def fingerprint_main(argv: Sequence[str]) -> int:
+def fingerprint_command(args: argparse.Namespace) -> int:
+    """``adamconf fingerprint SPEC [--json] [--dtype D] [--device D]`` (declared in adamconf/cli.py): 0, 1 or 2."""
     from adamconf.adapters.registry import UnknownAdapter, load_adapter
 
-    args = _parser().parse_args(list(argv))
     try:
         adapter = load_adapter(args.spec)
     except (UnknownAdapter, TypeError) as exc:

@@ -1,0 +1,69 @@
+"""The command line: one definition (adamconf/cli.py), `adamconf run` passing the plugin's options to pytest."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from adamconf.cli import parse_args, plugin_options_help
+from adamconf.suites.command import DEFAULT_RESULTS, pytest_args
+from conftest import ADAMCONF
+
+PLUGIN_OPTIONS = ("--adapter", "--scenario", "--dtype", "--device", "--expectations", "--results")
+
+
+def test_run_help_lists_its_own_options_and_the_plugins():
+    result = subprocess.run([*ADAMCONF, "run", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^\s+(--[a-z-]+|-n N, --workers)", result.stdout, flags=re.M))
+    assert {"-n N, --workers", *PLUGIN_OPTIONS} <= listed, result.stdout
+    assert "Every other argument goes to pytest unchanged" in result.stdout
+
+
+def test_the_plugins_options_are_its_own_declarations():
+    """`adamconf run --help` shows what adamconf/plugin.py declares, not a copy."""
+    text = plugin_options_help()
+    assert all(f"{name} " in text for name in PLUGIN_OPTIONS)
+    assert "TOML file of known deviations" in text
+
+
+def test_run_passes_everything_but_its_own_options_to_pytest_in_order():
+    args = parse_args(["run", "--adapter", "third.py:Good", "-k", "dense", "--scenario=dense-default", "-n", "3",
+                       "-x", "--", "--tb=short", "-n"])
+    assert args.workers == "3"
+    assert args.pytest_args == ["--adapter", "third.py:Good", "-k", "dense", "--scenario=dense-default", "-x",
+                                "--tb=short", "-n"]
+    line = pytest_args(args)
+    assert line[-len(args.pytest_args):] == args.pytest_args
+    assert f"--results={DEFAULT_RESULTS}" in line and "--timeout=600" in line
+    assert line[line.index("-n") + 1] == "3"
+
+
+@pytest.mark.parametrize("argv, workers", [
+    (["run", "--adapter", "a"], None),                   # one adapter: no workers
+    (["run", "--adapter=a", "--adapter", "b"], "auto"),  # several: xdist decides
+    (["run"], "auto"),                                   # every built-in
+    (["run", "--adapter", "a", "-n", "0"], None),
+])
+def test_run_chooses_workers_by_the_number_of_adapters(argv, workers):
+    line = pytest_args(parse_args(argv))
+    assert (line[line.index("-n") + 1] if "-n" in line else None) == workers
+
+
+def test_run_keeps_the_results_and_timeout_it_is_given():
+    line = pytest_args(parse_args(["run", "--results", "", "--timeout=5"]))
+    assert not any(a.startswith("--results=") for a in line) and "--timeout=600" not in line
+    assert line[-3:] == ["--results", "", "--timeout=5"]
+
+
+def test_other_subcommands_refuse_unknown_options():
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["list", "scenarios", "--adapter", "x"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["fingerprint", "torch.adam", "--dtype", "float8"])
+    assert exc.value.code == 2
+    args = parse_args(["fingerprint", "torch.adam", "--dtype", "float32", "--json"])
+    assert (args.spec, args.dtype, args.device, args.json) == ("torch.adam", "float32", "cpu", True)
