@@ -159,7 +159,7 @@ def test_inject_hyperparams_holds_the_betas_in_float32(adamconf_api, adam, optax
     plain, _ = _run(adam(LR), params, [_grads(jnp)])
     assert _bits(injected) != _bits(plain), \
         f"{adamconf_api.name}: inject_hyperparams(adam) now matches adam bitwise at b2 = 0.999 ({injected}): " \
-        "1 - b2 is no longer formed differently; update this test and SEMANTICS.md"
+        "1 - b2 is no longer formed differently; update this test and docs/semantics.md"
 
 
 def test_schedule_gets_count_before_the_increment(adamconf_api, adam, optax, jnp):
