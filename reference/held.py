@@ -71,7 +71,8 @@ def held_variants(config: AdamConfig, dtype: str, classes: list[PathClass]) -> l
         # Keras 3 and others may cast it through float32)
         eps_forms = (float(fmt(D).round([config.eps])[0]),) + ((float(F_h.round([config.eps])[0]),) if double else ())
         rb = lambda b: float(F_h.round([b])[0])  # noqa: E731
-        p1, p2 = (config.beta1, config.beta2) if c.powers == "double" else (rb(config.beta1), rb(config.beta2))
+        p1, p2 = (config.beta1, config.beta2) if c.powers in ("double", "rounded") else \
+            (rb(config.beta1), rb(config.beta2))
         for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32, eps in itertools.product(
                 f1.items(), f2.items(), (False, True) if double else (False,), sorted(set(eps_forms))):
             key = (c.powers, D, b1, omb1, b2, omb2, p1, p2, eps, lr32)

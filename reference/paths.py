@@ -5,6 +5,8 @@ Correct implementations of one dialect differ in three independent ways, each le
 
 - ``powers``, how beta^t (and so bc = 1 - beta^t) is formed:
   ``double``  beta**t in binary64 from the configured beta (torch single-tensor, CPU fused);
+  ``rounded`` the same power rounded once to the dtype D, then 1 - beta^t in D (callers of
+              tf.raw_ops.ApplyAdam / ResourceApplyAdam pass beta_power as a D scalar);
   ``pow``     pow(beta_D, t) in the dtype D by libm or XLA (exp(t log beta): residual error
               (2 + t |ln beta|) u beyond the correctly rounded power);
   ``square``  repeated squaring of beta_D in D (``jnp.power(beta, t)`` with a Python int t is
@@ -41,7 +43,7 @@ from .dtypes import fmt
 __all__ = ["AXES", "HYPER", "POWERS", "THETA", "PathClass", "candidates", "parse_path_class", "powers_table",
            "pow_residual"]
 
-POWERS = ("double", "pow", "square", "product")
+POWERS = ("double", "rounded", "pow", "square", "product")
 THETA = ("once", "twice", "kahan", "stochastic", "master")
 HYPER = ("dtype", "float32")
 AXES: dict[str, tuple[str, ...]] = {"powers": POWERS, "theta": THETA, "hyper": HYPER}
@@ -125,7 +127,7 @@ def candidates(declared: Any, dtype: str) -> list[PathClass]:
     out = [c for c in out if c.applies(dtype)]
     if allowed["hyper"] == HYPER and allowed["powers"] == POWERS:
         # undeclared: the frameworks that hold hyperparameters in float32 (TF/Keras) form beta^t by pow
-        out = [c for c in out if c.hyper == "dtype" or c.powers in ("double", "pow")]
+        out = [c for c in out if c.hyper == "dtype" or c.powers in ("double", "rounded", "pow")]
     if not out:
         raise ValueError(f"path_class {declared!r} allows no class for {dtype} (master weights need float16 or "
                          f"bfloat16, stochastic rounding a dtype narrower than float64, hyper=float32 float64)")
@@ -145,7 +147,7 @@ def powers_table(base: float, steps: int, powers: str, dtype: str) -> np.ndarray
     t = np.arange(1, steps + 1)
     if powers == "double":
         return np.array([1.0 - base ** int(k) for k in t])
-    if powers == "pow":  # the correctly rounded power; libm's residual is bounded (pow_residual)
+    if powers in ("pow", "rounded"):  # the correctly rounded power; pow's libm residual is bounded (pow_residual)
         p = r(np.array([base ** int(k) for k in t]))
     elif powers == "square":
         p = np.array([_integer_pow(base, int(k), r) for k in t])
@@ -190,6 +192,6 @@ def pow_residual(powers: str, beta: float, t: np.ndarray, u: float, exact_refere
         return (2.0 + t * lnb) * u
     if not exact_reference:
         return np.zeros_like(t)
-    if powers == "double":
+    if powers in ("double", "rounded"):
         return np.full_like(t, 2.0 * u)
     return t * u
