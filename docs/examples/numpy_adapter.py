@@ -41,6 +41,7 @@ class NumpyAdam:
     dtypes = ("float32", "float64")
     devices = ("cpu",)
     features = ("state",)              # no clipping, AMSGrad, sparse...: those cases are skipped
+    path_class = "powers=double,theta=once"  # optional: bc in double, theta rounded once (docs/verdicts.md)
 
     def start(self, config, params, *, dtype, device):
         return NumpyAdamRun(config, params, dtype)
