@@ -212,7 +212,7 @@ def trajectory(
         beta1, one_m_b1, beta2, one_m_b2 = held.beta1, held.one_minus_beta1, held.beta2, held.one_minus_beta2
         eps = held.eps
     eps_root = A.scalar(config.eps_root)
-    wd = A.scalar(config.weight_decay)
+    wd = A.scalar(config.weight_decay) if held is None else held.weight_decay
     rec: dict[str, list[list]] = {k: [] for k in ("theta", "m", "v", "vmax")}
     rec_steps: list[int] = []
     lrs: list[float] = []

@@ -214,7 +214,9 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     T = len(steps)
     b1, b2, eps, w = config.beta1, config.beta2, config.eps, config.weight_decay
     rep = (lambda x: 0.0) if held else Fr.rel_error  # noqa: E731  beta, eps: modelled by the variants
-    r_b1, r_b2, r_eps, r_w = rep(b1), rep(b2), rep(eps), F.rel_error(w)
+    # weight decay: as the dtype holds it, or (hyper=float32) modelled by the variants
+    r_w = 0.0 if lr_modelled else F.rel_error(w)
+    r_b1, r_b2, r_eps = rep(b1), rep(b2), rep(eps)
     r1_b1, r1_b2 = (0.0, 0.0) if held else (_r1(Fr, b1), _r1(Fr, b2))
     r_eps_root = F.rel_error(config.eps_root)
     decoupled = bool(w) and config.weight_decay_mode == "decoupled"

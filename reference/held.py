@@ -49,6 +49,7 @@ class Held:
     pow_base2: float
     eps: float
     lr_float32: bool = False
+    weight_decay: float = 0.0
 
 
 def _forms(F, beta: float, with_double: bool) -> dict[str, tuple[float, float]]:
@@ -73,13 +74,16 @@ def held_variants(config: AdamConfig, dtype: str, classes: list[PathClass]) -> l
         rb = lambda b: float(F_h.round([b])[0])  # noqa: E731
         p1, p2 = (config.beta1, config.beta2) if c.powers in ("double", "rounded") else \
             (rb(config.beta1), rb(config.beta2))
-        for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32, eps in itertools.product(
-                f1.items(), f2.items(), (False, True) if double else (False,), sorted(set(eps_forms))):
-            key = (c.powers, D, b1, omb1, b2, omb2, p1, p2, eps, lr32)
+        # weight decay: Keras casts it like beta (tf.cast of a Python float passes through float32)
+        wd_forms = sorted({config.weight_decay} | ({float(F_h.round([config.weight_decay])[0])} if double else set()))
+        for (n1, (b1, omb1)), (n2, (b2, omb2)), lr32, eps, wd in itertools.product(
+                f1.items(), f2.items(), (False, True) if double else (False,), sorted(set(eps_forms)), wd_forms):
+            key = (c.powers, D, b1, omb1, b2, omb2, p1, p2, eps, lr32, wd)
             if key not in seen:
                 name = (f"m:{n1},v:{n2},powers:{c.powers}" + (",lr:float32" if lr32 else "")
-                        + (",eps:float32" if double and eps != config.eps else ""))
-                seen[key] = Held(name, c.powers, c.hyper, b1, omb1, b2, omb2, p1, p2, eps, lr32)
+                        + (",eps:float32" if double and eps != config.eps else "")
+                        + (",wd:float32" if wd != config.weight_decay else ""))
+                seen[key] = Held(name, c.powers, c.hyper, b1, omb1, b2, omb2, p1, p2, eps, lr32, wd)
     return list(seen.values())
 
 
@@ -95,6 +99,7 @@ class HeldSet:
     beta2: np.ndarray = field(init=False)
     one_minus_beta2: np.ndarray = field(init=False)
     eps: np.ndarray = field(init=False)
+    weight_decay: np.ndarray = field(init=False)
     bc1: np.ndarray = field(init=False)
     bc2: np.ndarray = field(init=False)
 
@@ -103,6 +108,7 @@ class HeldSet:
         self.beta1, self.one_minus_beta1 = col("beta1"), col("one_minus_beta1")
         self.beta2, self.one_minus_beta2 = col("beta2"), col("one_minus_beta2")
         self.eps = col("eps")
+        self.weight_decay = col("weight_decay")
         tables: dict[tuple, np.ndarray] = {}
 
         def table(base: float, powers: str) -> np.ndarray:
