@@ -251,3 +251,33 @@ def test_correct_implementations_pass_over_random_configurations(lr, beta1, beta
 def test_dialect_keys_round_trip():
     for preset in PRESETS.values():
         assert Dialect.from_key(preset.key()) == preset
+
+
+class _DoNothing(NumpyAdapter):
+    """Returns the initial parameters after every step: an optimizer that never updates."""
+
+    name = "numpy.do-nothing"
+    features = tuple(f for f in NumpyAdapter.features if f != "state")
+
+    def start(self, config, params, *, dtype, device):
+        run = super().start(config, params, dtype=dtype, device=device)
+        run.step = lambda grads: None
+        return run
+
+
+#: scenarios that cannot tell a do-nothing optimizer from Adam (their descriptions say why)
+CANNOT_CATCH_DO_NOTHING = {"edge-subnormal"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_scenario_fails_a_do_nothing_optimizer(dtype):
+    passed = []
+    for s in catalogue.CATALOGUE:
+        adapter = _DoNothing("pytorch")
+        if support(adapter, s, dtype, "cpu") is not None:
+            continue
+        with np.errstate(all="ignore"):
+            out = run_case(adapter, s, dtype)
+        if out.verdict != "failed":
+            passed.append(s.name)
+    assert set(passed) == CANNOT_CATCH_DO_NOTHING, passed
