@@ -29,7 +29,8 @@ __all__ = ["CASE_FIELDS", "MAX_SERIES_POINTS", "CaseRecord", "case_id", "downsam
 
 #: The fields of a case in the results schema, in the documented order.
 CASE_FIELDS = ("id", "adapter", "scenario", "family", "dtype", "device", "dialect", "verdict", "budget_used",
-               "checks", "first_failing_step", "message", "expectation", "rerun", "duration_s", "series")
+               "checks", "first_failing_step", "message", "expectation", "rerun", "duration_s", "series",
+               "path_class", "reference", "raw_checks")
 #: The most points a case's ``series`` keeps (see ``downsample_series``).
 MAX_SERIES_POINTS = 200
 
@@ -64,6 +65,9 @@ class CaseRecord:
     first_failing_step: int | None = None
     series: dict[str, list] | None = None
     expectation: dict | None = None   # {"reason", "link"} of the expectations entry that lists the case
+    path_class: str | None = None     # the arithmetic path class the verdict names (docs/verdicts.md)
+    reference: str | None = None      # the way of holding the hyperparameters it was judged against
+    raw_checks: dict[str, float | None] = field(default_factory=dict)  # plain error / bound per check
     extra: dict[str, Any] = field(default_factory=dict)  # written as x_<name> fields
     #: the rerun command of a record read back (``from_dict``): kept as written
     recorded_rerun: str | None = field(default=None, repr=False)
@@ -92,6 +96,9 @@ class CaseRecord:
             device=outcome.device, verdict=outcome.verdict, dialect=outcome.dialect or None,
             message=outcome.message, duration_s=outcome.duration_s,
             checks=dict(a.checks) if a is not None else {},
+            path_class=a.path_class if a is not None else None,
+            reference=a.reference if a is not None else None,
+            raw_checks=dict(a.raw) if a is not None else {},
             first_failing_step=a.first_failing_step if a is not None else None,
             series=dict(a.series) if a is not None and a.series else None,
             extra=dict(outcome.extra))
@@ -118,7 +125,7 @@ class CaseRecord:
         if missing:
             raise ValueError(f"case {case.get('id', '?')!r}: missing field(s) {missing}")
         values = {k: case[k] for k in names if k in case}
-        for key in ("checks",):
+        for key in ("checks", "raw_checks"):
             values[key] = dict(values.get(key) or {})
         values["message"] = "" if values.get("message") is None else values["message"]
         return cls(**values, extra={k[2:]: v for k, v in case.items() if k.startswith("x_")},
@@ -141,6 +148,8 @@ class CaseRecord:
             "message": str(self.message), "expectation": None if self.expectation is None else dict(self.expectation),
             "rerun": self.rerun, "duration_s": finite_or_none(self.duration_s),
             "series": None if self.series is None else downsample_series(self.series, keep_step=step),
+            "path_class": self.path_class, "reference": self.reference,
+            "raw_checks": {name: finite_or_none(value) for name, value in self.raw_checks.items()},
         }
         assert tuple(out) == CASE_FIELDS
         out.update({k if k.startswith("x_") else f"x_{k}": v for k, v in self.extra.items()})
