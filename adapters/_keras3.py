@@ -266,6 +266,9 @@ class Keras3AdapterBase(BaseAdapter):
     dialect = "keras"
     dtypes = DTYPES
     adamw = False
+    #: ops.power(ops.cast(beta, dtype), t) in the dtype (keras/src/optimizers/adam.py update_step); on
+    #: TensorFlow the cast of a Python float passes through float32 in float64 runs (hyper left open)
+    path_class = "powers=pow,theta=once"
 
     def _class(self, keras: Any) -> type:
         return keras.optimizers.AdamW if self.adamw else keras.optimizers.Adam

@@ -278,6 +278,8 @@ class RawApplyAdam(BaseAdapter):
     dialect = "keras"
     dtypes = DTYPES
     devices = DEVICES
+    #: beta1_power / beta2_power are passed as binary64 powers rounded once to the dtype (RawAdamRun)
+    path_class = "powers=rounded,theta=once"
 
     def __init__(self, name: str, *, amsgrad: bool) -> None:
         self.name = name

@@ -31,6 +31,11 @@ Optional capabilities, announced in ``features``:
 Feature vocabulary (``FEATURES``) names what a scenario needs; a case whose
 scenario needs a feature the adapter lacks is skipped with that reason.
 
+Arithmetic path class (optional): ``path_class = "powers=double,theta=once"`` says how the
+implementation forms beta^t, rounds theta and holds its hyperparameters (``adamconf.reference.paths``,
+docs/verdicts.md); axes left out are open. Without it the run is judged against every class
+that applies to its dtype and the verdict names the one that fits: a declaration only narrows.
+
 API profiles (optional): an adapter whose optimizer exposes a known public
 surface sets ``api_profile`` to one of ``API_PROFILES`` and provides
 ``api_object()``, the thing that surface is checked on (for "keras-v2" the
@@ -179,4 +184,10 @@ def describe(adapter: Any) -> dict[str, Any]:
         "unavailable_reason": reason,
         "devices_unavailable": {dev: why for dev, why in per_device.items() if why},
         "description": getattr(adapter, "description", ""),
+        "path_class": _path_class_text(getattr(adapter, "path_class", None)),
     }
+
+
+def _path_class_text(declared: Any) -> str | None:
+    """An adapter's declared arithmetic path class as text (None: undeclared, judged against every class)."""
+    return None if declared is None else str(declared)

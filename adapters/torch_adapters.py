@@ -81,6 +81,20 @@ class TorchAdapter(BaseAdapter):
         self.features = frozenset(features)
         self.description = description
 
+    @property
+    def path_class(self) -> str | None:
+        """The arithmetic path (docs/verdicts.md): torch's single-tensor, foreach and CPU fused paths form the
+        bias corrections from a Python step in binary64 (torch/optim/adam.py); capturable and CUDA fused
+        ones raise beta to a float32 step tensor on the device. torch.compile: not declared (judged
+        against every class)."""
+        if self.path.compiled:
+            return None
+        if self.path.capturable:
+            return "powers=pow,theta=once"
+        if self.path.fused:
+            return "powers=double|pow,theta=once"
+        return "powers=double,theta=once"
+
     def api_object(self) -> type:
         """The ``torch.optim`` class whose public surface the ``api_profile`` suite checks."""
         return getattr(import_torch().optim, self.path.optimizer)
