@@ -1,7 +1,7 @@
 """Dialects: the semantic axes on which Adam implementations disagree, as data.
 
 A ``Dialect`` holds one value per axis; presets name what real frameworks do
-(sources in ../shared/SEMANTICS.md, re-checked against the installed code):
+(sources in docs/semantics.md, re-checked against the installed code):
 
 ========================  ==================================================
 axis                      values

@@ -1,0 +1,221 @@
+"""Where a conformance run spends its time, measured in one process and one run.
+
+    python benchmarks/pipeline.py [--adapter NAME ...] [--dtype float32 ...] [--scenario PAT ...]
+
+Prints, in one run:
+
+1. the main job in process (every built-in CPU adapter available here, or the ones named, over the
+   catalogue) with its breakdown by stage of ``suites.runner.run_case``: framework imports, load
+   (goldens from the store), drive (the adapter stepping, ``adapters.driver.drive``), judge split
+   into model and budget (computed once per scenario, dialect, dtype and class group, then cached)
+   and comparisons, and record (the case records, the results JSON and the HTML report);
+2. per framework, the same scenarios stepped through the adapter's own run in a bare loop
+   (``run.step`` only, the parameters read once at the end) against the same work through
+   adamconf (``run_case``): the harness overhead ratio, imports excluded;
+3. the time of one third-party adapter (docs/examples/numpy_adapter.py) over the whole catalogue;
+4. golden-build throughput beside the naive mpmath loop (``benchmarks/golden_throughput.py``).
+
+The machines are shared and noisy: compare the ratios within one run, not the seconds across runs.
+The pytest wrapper (``adamconf run``) adds collection, xdist and its own reporting on top of (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _timer():
+    totals: dict[str, float] = collections.defaultdict(float)
+
+    class _T:
+        def __init__(self, key):
+            self.key = key
+
+        def __enter__(self):
+            self.t0 = time.perf_counter()
+
+        def __exit__(self, *exc):
+            totals[self.key] += time.perf_counter() - self.t0
+
+    return totals, _T
+
+
+def _instrument(totals, T):
+    """Wrap the stage owners so that run_case's time splits by stage (the code itself is unchanged)."""
+    from adamconf.reference import judge as J
+    from adamconf.suites import runner
+
+    originals = {"load": runner.load_golden, "drive": runner.drive, "judge": runner.judge_against,
+                 "cached": J._cached}
+
+    def wrap(key, fn):
+        def inner(*a, **k):
+            with T(key):
+                return fn(*a, **k)
+        return inner
+
+    def cached(key, make):
+        def timed_make():
+            with T("judge: model and budget (once per scenario, dialect, dtype)"):
+                return make()
+        return originals["cached"](key, timed_make)
+
+    runner.load_golden = wrap("load", originals["load"])
+    runner.drive = wrap("drive (the adapter)", originals["drive"])
+    runner.judge_against = wrap("judge (all)", originals["judge"])
+    J._cached = cached
+    return originals
+
+
+def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
+    from adamconf.reports.record import CaseRecord
+    from adamconf.reports.results import new_results, write_results
+    from adamconf.reports.provenance import provenance
+    from adamconf.suites.runner import run_case
+
+    totals, T = _timer()
+    _instrument(totals, T)
+    records = []
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        for name, adapter in adapters:
+            for s in scenarios:
+                for dtype in dtypes:
+                    out = run_case(adapter, s, dtype)
+                    with T("record"):
+                        records.append(CaseRecord.from_outcome(out, spec=name).to_dict())
+    with T("record"):
+        doc = new_results(records, provenance())
+        path = write_results(doc, out_dir / "pipeline.json")
+        from adamconf.reports.render import render_report
+
+        (out_dir / "pipeline.html").write_text(render_report([doc]))
+    wall = time.perf_counter() - t0
+    model = totals["judge: model and budget (once per scenario, dialect, dtype)"]
+    print(f"\n1. main job in process: {len(records)} cases, {wall:.1f} s wall (results: {path})")
+    rows = [("load (goldens)", totals["load"]), ("drive (the adapter)", totals["drive (the adapter)"]),
+            ("judge: model and budget", model), ("judge: comparisons", totals["judge (all)"] - model),
+            ("record (records, results, report)", totals["record"])]
+    rest = wall - sum(v for _, v in rows)
+    for label, v in rows + [("other (support checks, skips)", rest)]:
+        print(f"   {label:36s} {v:8.2f} s  {100 * v / wall:5.1f} %")
+
+
+def overhead(adapters, scenarios, dtype: str) -> None:
+    from adamconf.adapters.driver import support
+    from adamconf.golden.store import load_golden
+    from adamconf.reference.dialect import resolve_dialect
+    from adamconf.suites.runner import run_case
+
+    print(f"\n2. harness overhead per framework ({dtype}; bare loop = the adapter's run.step only)")
+    print(f"   {'adapter':24s} {'cases':>5s} {'bare s':>8s} {'adamconf s':>10s} {'ratio':>6s}")
+    for name, adapter in adapters:
+        bare = full = 0.0
+        n = 0
+        for s in scenarios:
+            if support(adapter, s, dtype, "cpu") is not None:
+                continue
+            golden = load_golden(s, resolve_dialect(adapter.dialect))
+            with np.errstate(all="ignore"):
+                run_case(adapter, s, dtype)  # warm: compiled functions and the judge's caches
+                t0 = time.perf_counter()
+                run = adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu")
+                for row in golden.grads:
+                    run.step(row)
+                run.params()
+                bare += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                run_case(adapter, s, dtype)
+                full += time.perf_counter() - t0
+            n += 1
+        if n:
+            print(f"   {name:24s} {n:5d} {bare:8.2f} {full:10.2f} {full / bare:6.2f}")
+
+
+def third_party(scenarios) -> None:
+    from adamconf.adapters.registry import load_adapter
+    from adamconf.suites.runner import run_case
+
+    adapter = load_adapter(str(HERE.parent / "docs" / "examples" / "numpy_adapter.py") + ":NumpyAdam")
+    with np.errstate(all="ignore"):
+        for s in scenarios:  # warm the judge's caches as a run's earlier adapters would not: measure both
+            pass
+        t0 = time.perf_counter()
+        n = sum(1 for s in scenarios for d in ("float32", "float64") if run_case(adapter, s, d).verdict != "skipped")
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for s in scenarios:
+            for d in ("float32", "float64"):
+                run_case(adapter, s, d)
+        warm = time.perf_counter() - t0
+    print(f"\n3. third-party numpy adapter over the catalogue: {n} cases, {cold:.2f} s first time "
+          f"(models and budgets computed), {warm:.2f} s again (cached, as beside other adapters)")
+
+
+def golden_throughput() -> None:
+    spec = importlib.util.spec_from_file_location("golden_throughput", HERE / "golden_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    print("\n4. golden-build throughput")
+    sys.argv = [sys.argv[0], "--scenario", "dense-dyadic"]
+    mod.main()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--adapter", action="append", help="built-in adapter names (default: every available one)")
+    p.add_argument("--scenario", action="append", help="scenario names or families (default: all)")
+    p.add_argument("--dtype", action="append", help="dtypes (default: float32 and float64)")
+    p.add_argument("--skip", action="append", default=[], choices=["main", "overhead", "third-party", "golden"])
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    from adamconf.adapters.contract import availability
+    from adamconf.adapters.registry import builtin_adapters
+    from adamconf.golden import scenarios as catalogue
+
+    found = builtin_adapters()
+    names = args.adapter or [n for n, a in found.items() if "cpu" in a.devices and availability(a, "cpu") is None]
+    adapters = [(n, found[n]) for n in names]
+    scenarios = catalogue.select(args.scenario)
+    dtypes = args.dtype or ["float32", "float64"]
+    for _, a in adapters:  # import each framework once, up front: imports are reported apart
+        try:
+            a.start  # noqa: B018
+            import importlib
+            for mod in ("torch", "tensorflow", "jax", "optax", "keras", "tf_keras"):
+                if importlib.util.find_spec(mod) is not None:
+                    importlib.import_module(mod)
+        except Exception:  # an import failure shows in the cases
+            pass
+    print(f"imports and set-up: {time.perf_counter() - t0:.1f} s ({len(adapters)} adapters, {len(scenarios)} "
+          f"scenarios)")
+    with tempfile.TemporaryDirectory() as tmp:
+        if "third-party" not in args.skip:
+            third_party(scenarios)
+        if "main" not in args.skip:
+            main_job(adapters, scenarios, dtypes, Path(tmp))
+        if "overhead" not in args.skip:
+            reps = {}
+            for n, a in adapters:
+                fw = n.split(".")[0]
+                reps.setdefault(fw, (n, a))
+            overhead(list(reps.values()), scenarios, "float32")
+    if "golden" not in args.skip:
+        golden_throughput()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    raise SystemExit(main())
