@@ -9,7 +9,7 @@ presets onto those axes, plus the alternatives it is built to separate
 
 Dyadic hyperparameters (beta1 = 1 - 2^-3, beta2 = 1 - 2^-7, lr = 2^-10) are
 exact in every binary format, so float32 implementations carry no
-representation error of 1 - beta (docs/semantics.md, "Where the numbers are
+representation error of 1 - beta (docs/semantics.md, "Where the scalars are
 rounded"); the scenarios with ``bias_check`` use them to resolve a 1e-5
 relative error in the updates.
 """

@@ -20,7 +20,7 @@ judge (``reference.judge``); here is everything else.
               (bc = 1 - beta^t: an error e in beta^t becomes e beta^t / bc; beta rounded by r
               makes beta^t off by t r; how beta^t itself is formed is the path class's:
               ``amplification`` = beta^t / bc is what its residual is multiplied by;
-              docs/semantics.md "Where the numbers are rounded")
+              docs/semantics.md "Where the scalars are rounded")
    rho_step = rho_lr + rho_bc1 + rho_bc2 / 2 + N_SCALAR u
 
 2. Per element, the update formula given m and v: N_ELEM = 8 roundings (the

@@ -1,7 +1,7 @@
 """How an implementation holds the hyperparameters: the variants the judge models exactly.
 
 A float32 Adam does not compute with beta2 = 0.999 but with numbers near it, and
-implementations choose differently (docs/semantics.md, "Where the numbers are rounded"):
+implementations choose differently (docs/semantics.md, "Where the scalars are rounded"):
 
 - form "A", (fl(beta), 1 - fl(beta)): the moment kernel gets beta as a D scalar and forms
   1 - beta in D, exactly (tf.raw_ops.ResourceApplyAdam, tf_keras legacy);

@@ -1,7 +1,7 @@
 """Arithmetic path classes: how an implementation computes, beside what (its dialect) it computes.
 
 Correct implementations of one dialect differ in three independent ways, each legitimate
-(docs/semantics.md, "Where the numbers are rounded"); a class is one value per axis:
+(docs/semantics.md, "Where the scalars are rounded"); a class is one value per axis:
 
 - ``powers``, how beta^t (and so bc = 1 - beta^t) is formed:
   ``double``  beta**t in binary64 from the configured beta (torch single-tensor, CPU fused);
