@@ -60,6 +60,7 @@ from adamconf.golden.scenarios import CATALOGUE, Scenario, get
 from adamconf.golden.store import DATA_DIR, Golden, GoldenError, file_stem, load_golden, load_inputs, read_manifest
 from adamconf.reference.adam import trajectory
 from adamconf.reference.judge import judge_against
+from adamconf.reference.paths import parse_path_class
 from adamconf.reference.dialect import AXES, PRESETS, Dialect, resolve_dialect
 
 __all__ = ["WEIGHT_DECAY_PROBES", "choose_dtype", "fingerprint", "fingerprint_command", "render"]
@@ -313,6 +314,7 @@ def _fingerprint_in(adapter, dtype: str, device: str, data_dir: Path, manifest: 
     return {
         "adapter": adapter.name,
         "declared": None if declared is None else declared.to_dict(),
+        "path_class": _path_class(adapter, device, data_dir, manifest),
         "dtype": dtype,
         "device": device,
         "axes": axes,
@@ -321,6 +323,52 @@ def _fingerprint_in(adapter, dtype: str, device: str, data_dir: Path, manifest: 
         "identified": identified,
         "probes": [p.to_dict() for p in probes],
     }
+
+
+#: the runs that tell arithmetic path classes apart: beta^t and the forms of 1 - beta matter at the default
+#: betas, early (dense-default) and over 2000 steps with v- and eps-dominated updates (long-default-mixed)
+PATH_PROBES = ("dense-default", "long-default-mixed")
+
+
+def _path_class(adapter, device: str, data_dir: Path, manifest: dict) -> dict:
+    """Which arithmetic path class the adapter follows (reference.paths), ignoring the one it declares.
+
+    The probes run in float32 (where how scalars are rounded shows; the adapter's own widest dtype
+    otherwise) in the adapter's declared dialect, and are judged against every class; the class
+    named by the longest probe that passes is the detected one.
+    """
+    declared = getattr(adapter, "path_class", None)
+    out = {"declared": None if declared is None else str(declared), "detected": None, "reference": None,
+           "dtype": None, "probes": [], "consistent": None}
+    dialect = _declared(adapter)
+    if dialect is None:
+        out["message"] = "the adapter declares no known dialect to run the probes in"
+        return out
+    dtype = "float32" if "float32" in adapter.dtypes else choose_dtype(adapter, "float64")
+    out["dtype"] = dtype
+    for name in PATH_PROBES:
+        s = get(name)
+        reason = _unsupported_reason(adapter, s, dtype, device)
+        if reason:
+            out["probes"].append({"scenario": name, "status": "skipped", "message": reason})
+            continue
+        golden = load_golden(s, dialect, data_dir, manifest)
+        try:
+            driven = drive(adapter, s, golden.params0, golden.grads, dtype, device)
+        except Exception as exc:  # recorded, the other probe goes on
+            out["probes"].append({"scenario": name, "status": "error", "message": classify(exc)[1]})
+            continue
+        a = judge_against(golden, dialect, driven.theta, dtype, bias_check=s.bias_check)
+        out["probes"].append({"scenario": name, "status": "passed" if a.passed else "failed",
+                              "path_class": a.path_class, "reference": a.reference,
+                              "budget_used": _finite(a.budget_used if a.budget_used is not None else math.inf)})
+        if a.passed:
+            out["detected"], out["reference"] = a.path_class, a.reference
+    if out["detected"] is not None and declared is not None:
+        allowed = parse_path_class(declared)
+        detected = dict(part.split("=") for part in out["detected"].split(","))
+        out["consistent"] = all(detected[axis] in allowed[axis] for axis in allowed)
+    return out
 
 
 def _weight_decay_references(name: str) -> list[tuple[dict, Scenario, Dialect]]:
@@ -403,6 +451,14 @@ def render(result: dict) -> str:
         lines.append(f"  {feature:{width}s}  {text}")
     ran = [p for p in result["probes"] if p["status"] == "ran"]
     computed = sum(c["reference"] == "computed" for p in ran for c in p["candidates"])
+    pc = result.get("path_class") or {}
+    if pc.get("detected"):
+        note = "" if pc.get("consistent") in (None, True) else "  (NOT the declared class)"
+        lines.append(f"  {'path class':{width}s}  {pc['detected']} ({pc['reference']}), in {pc['dtype']}; "
+                     f"declared {pc['declared'] or 'nothing'}{note}")
+    else:
+        lines.append(f"  {'path class':{width}s}  not identified: " + "; ".join(
+            f"{p['scenario']} {p['status']}" for p in pc.get("probes", [])) + (pc.get("message") or ""))
     lines.append(f"presets consistent with every identified axis: {', '.join(result['presets']) or 'none'}")
     lines.append(f"{len(ran)} scenario runs, each assessed against every candidate dialect "
                  f"({computed} candidate trajectories computed at {REFERENCE_DPS} digits, the rest from goldens)")

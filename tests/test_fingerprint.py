@@ -156,3 +156,15 @@ def test_fingerprint_identifies_the_declared_dialect_of_a_builtin_adapter(name):
     result = fingerprint(adapter, "float32", fallback=False)
     assert _disagreements(result) == {}, render(result)
     assert result["identified"] is True, render(result)
+
+
+def test_the_path_class_is_detected_ignoring_the_declaration():
+    """numpy_adam.py raises fl(beta) to t with numpy's pow and forms 1 - fl(beta) in the dtype (form A)."""
+    adapter = NumpyAdapter("pytorch")
+    adapter.path_class = "powers=square"  # wrong on purpose: the fingerprint ignores it and says so
+    result = fingerprint(adapter)
+    pc = result["path_class"]
+    assert pc["detected"] == "powers=pow,theta=once,hyper=dtype", pc
+    assert pc["reference"].endswith("v:A,powers:pow")
+    assert pc["consistent"] is False
+    assert "NOT the declared class" in render(result)
