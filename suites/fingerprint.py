@@ -255,7 +255,7 @@ def _declared(adapter) -> Dialect | None:
 
 
 def fingerprint(adapter, dtype: str = "float64", device: str = "cpu", *, fallback: bool = True,
-                data_dir: Path = DATA_DIR) -> dict:
+                data_dir: Path = DATA_DIR, path_class: bool = True) -> dict:
     """Identify the dialect ``adapter`` follows, ignoring the one it declares.
 
     dtype: preferred; the adapter's widest of float64/float32 is used when it lacks it.
@@ -268,18 +268,22 @@ def fingerprint(adapter, dtype: str = "float64", device: str = "cpu", *, fallbac
     (feature -> verdict on the meaning applied), ``probes`` (every run and candidate),
     ``presets`` (the presets consistent with every identified axis), ``identified``
     (every testable axis and weight-decay feature identified, and at least one testable),
-    ``fallback`` (None, or the first dtype's outcome and why it was left).
+    ``fallback`` (None, or the first dtype's outcome and why it was left), ``path_class``
+    (the arithmetic path class detected by float32 probes at the default betas; path_class=False
+    leaves those runs out, None).
     """
     manifest = read_manifest(data_dir)
     dtype = choose_dtype(adapter, dtype)
     result = _fingerprint_in(adapter, dtype, device, data_dir, manifest)
+    result["path_class"] = _path_class(adapter, device, data_dir, manifest) if path_class else None
     result["fallback"] = None
     verdicts = list(result["axes"].values()) + list(result["weight_decay"].values())
     nothing = not any(v["status"] == "identified" for v in verdicts)
     if fallback and nothing and dtype != "float32" and "float32" in adapter.dtypes \
             and any(v["status"] == "none" for v in verdicts):
         first = result
-        result = _fingerprint_in(adapter, "float32", device, data_dir, manifest)
+        result = {**_fingerprint_in(adapter, "float32", device, data_dir, manifest),
+                  "path_class": result["path_class"]}
         result["fallback"] = {
             "from": dtype,
             "reason": f"in {dtype} no axis matched any known value within the {dtype} budget (every run is off "
@@ -314,7 +318,6 @@ def _fingerprint_in(adapter, dtype: str, device: str, data_dir: Path, manifest: 
     return {
         "adapter": adapter.name,
         "declared": None if declared is None else declared.to_dict(),
-        "path_class": _path_class(adapter, device, data_dir, manifest),
         "dtype": dtype,
         "device": device,
         "axes": axes,
@@ -451,8 +454,10 @@ def render(result: dict) -> str:
         lines.append(f"  {feature:{width}s}  {text}")
     ran = [p for p in result["probes"] if p["status"] == "ran"]
     computed = sum(c["reference"] == "computed" for p in ran for c in p["candidates"])
-    pc = result.get("path_class") or {}
-    if pc.get("detected"):
+    pc = result.get("path_class")
+    if pc is None:
+        pass
+    elif pc.get("detected"):
         note = "" if pc.get("consistent") in (None, True) else "  (NOT the declared class)"
         lines.append(f"  {'path class':{width}s}  {pc['detected']} ({pc['reference']}), in {pc['dtype']}; "
                      f"declared {pc['declared'] or 'nothing'}{note}")

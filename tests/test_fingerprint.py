@@ -32,7 +32,7 @@ def _disagreements(result: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize("preset", NUMPY_PRESETS)
 def test_numpy_adam_of_each_preset_is_identified_on_every_axis(preset):
-    result = fingerprint(NumpyAdapter(preset))
+    result = fingerprint(NumpyAdapter(preset), path_class=False)
     assert result["dtype"] == "float64" and result["fallback"] is None
     assert all(v["status"] != "not testable" for v in _verdicts(result).values()), render(result)
     assert _disagreements(result) == {}, render(result)
@@ -45,7 +45,7 @@ def test_numpy_adam_of_each_preset_is_identified_on_every_axis(preset):
 
 
 def test_epsilon_in_the_root_is_none_of_the_known_values():
-    result = fingerprint(NumpyAdapter("kingma", "eps_in_root"), fallback=False)
+    result = fingerprint(NumpyAdapter("kingma", "eps_in_root"), fallback=False, path_class=False)
     eps = result["axes"]["epsilon"]
     assert eps["status"] == "none" and eps["value"] is None and eps["values"] == []
     assert eps["nearest"] in AXES["epsilon"]
@@ -71,7 +71,7 @@ class _Float32HyperparametersAdapter(NumpyAdapter):
 def test_float32_held_hyperparameters_are_identified_in_float64():
     """Holding beta1, beta2 and eps in float32 inside a float64 run is a path class (hyper=float32), not a
     mismatch: the fingerprint identifies the dialect in float64 itself."""
-    result = fingerprint(_Float32HyperparametersAdapter("keras"))
+    result = fingerprint(_Float32HyperparametersAdapter("keras"), path_class=False)
     assert result["dtype"] == "float64"
     assert "fallback" not in result or not result["fallback"]
     assert _disagreements(result) == {}, render(result)
@@ -89,7 +89,7 @@ class _Float32InsideAdapter(NumpyAdapter):
 
 
 def test_falls_back_to_float32_when_nothing_matches_in_float64():
-    result = fingerprint(_Float32InsideAdapter("keras"))
+    result = fingerprint(_Float32InsideAdapter("keras"), path_class=False)
     assert result["dtype"] == "float32"
     assert result["fallback"]["from"] == "float64"
     assert {v["status"] for v in result["fallback"]["axes"].values()} == {"none"}
@@ -100,7 +100,7 @@ def test_falls_back_to_float32_when_nothing_matches_in_float64():
 def test_an_axis_whose_feature_is_missing_is_not_testable():
     adapter = NumpyAdapter("pytorch")
     adapter.features = ("state",)
-    result = fingerprint(adapter)
+    result = fingerprint(adapter, path_class=False)
     assert result["axes"]["sparse_rows"]["status"] == "not testable"
     assert result["axes"]["sparse_rows"]["message"] == "needs feature sparse (sparse-untouched-rows)"
     assert "not testable: needs feature global_clipnorm" in render(result)
@@ -153,7 +153,7 @@ def test_fingerprint_identifies_the_declared_dialect_of_a_builtin_adapter(name):
     reason = availability(adapter, "cpu")
     if reason:
         pytest.skip(reason)
-    result = fingerprint(adapter, "float32", fallback=False)
+    result = fingerprint(adapter, "float32", fallback=False, path_class=False)
     assert _disagreements(result) == {}, render(result)
     assert result["identified"] is True, render(result)
 
