@@ -517,7 +517,7 @@ def _prepare_run(theta_run: Sequence[np.ndarray], steps: np.ndarray, state_steps
 # -- references and caches ------------------------------------------------------------------------
 
 _CACHE: dict[tuple, Any] = {}
-_CACHE_LIMIT = 64
+_CACHE_LIMIT = 256  # entries; the largest (long-default-mixed) holds ~30 MB
 
 
 def _cached(key: tuple | None, make):
