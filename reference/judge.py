@@ -298,21 +298,25 @@ class _Combo:
     bias: dict[str, Any] | None
     complete: bool = True   # False: stopped after a failed update check
 
-    def misfit(self) -> float:
-        """Mean squared error of the applied updates (or parameters) in ulps of theta: how close the reference is."""
-        r = self.checks.get("update") or self.checks.get("trajectory")
-        if r is None:
-            return 0.0
-        total, count = 0.0, 0
-        for e, basis in zip(r.err, r.basis):
-            if e.size:
-                ulp = fmt("float64").ulp(basis)  # a common scale; the ratio between references is what counts
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    q = np.where(ulp > 0, e / ulp, 0.0)
-                q = q[np.isfinite(q)]
-                total += float(np.sum(q * q))
-                count += q.size
-        return total / count if count else 0.0
+    def misfit(self, F) -> float:
+        """How far the reference is from the run: mean squared error in ulps of the dtype, of the applied
+        updates (in ulps of theta) plus, where the run exposes it, of the state (in ulps of m, v, vmax)."""
+        total = 0.0
+        for name in ("update", "state") if "update" in self.checks else ("trajectory", "state"):
+            r = self.checks.get(name)
+            if r is None:
+                continue
+            s, count = 0.0, 0
+            for e, basis in zip(r.err, r.basis):
+                if e.size:
+                    ulp = F.ulp(_finite(basis))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        q = np.where(ulp > 0, e / ulp, 0.0)
+                    q = q[np.isfinite(q)]
+                    s += float(np.sum(q * q))
+                    count += q.size
+            total += s / count if count else 0.0
+        return total
 
     def raw_used(self) -> float:
         vals = [r.raw() for r in self.checks.values()]
@@ -565,7 +569,7 @@ def _rank(c: PathClass) -> tuple[int, bool]:
     return _THETA_RANK[c.theta], c.hyper != "dtype"
 
 
-def _choose(combos: list[_Combo]) -> _Combo:
+def _choose(combos: list[_Combo], F) -> _Combo:
     """The (reference, class) the verdict names: of those that pass, the one whose parameter rounding is
     tightest (round once before compensated, twice or stochastic), hyperparameters in the dtype before
     float32, then the best fit; if none passes, the closest."""
@@ -573,7 +577,7 @@ def _choose(combos: list[_Combo]) -> _Combo:
     if not passing:
         return min(combos, key=lambda c: c.raw_used())
     # the best fit is the reference closest to the run, not the pair with the loosest bound
-    return min(passing, key=lambda c: (_rank(c.cls), c.misfit()))
+    return min(passing, key=lambda c: (_rank(c.cls), c.misfit(F)))
 
 
 def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None = None, declared: Any = None,
@@ -640,7 +644,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     out.classes_tried = len(combos)
     if not combos:
         return out
-    best = _choose(combos)
+    best = _choose(combos, fmt(dtype))
     if not best.complete:
         # nothing passed: the verdict's multiple is the distance to the closest pair of the tightest
         # rank, every check measured (a pair whose update fails may still be the closest overall)
