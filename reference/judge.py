@@ -175,6 +175,7 @@ class _Ratios:
     expected: list[np.ndarray]
     actual: list[np.ndarray]
     basis: list[np.ndarray]    # the parameter whose ulp expresses the error
+    scale: list[np.ndarray] | None = None  # the bound without the path's own residual (``_Combo.misfit``)
 
     def raw(self) -> float | None:
         vals = [float(np.max(np.where(np.isnan(r), np.inf, r))) for r in self._ratio() if r.size]
@@ -298,20 +299,20 @@ class _Combo:
     bias: dict[str, Any] | None
     complete: bool = True   # False: stopped after a failed update check
 
-    def misfit(self, F) -> float:
-        """How far the reference is from the run: mean squared error in ulps of the dtype, of the applied
-        updates (in ulps of theta) plus, where the run exposes it, of the state (in ulps of m, v, vmax)."""
+    def misfit(self) -> float:
+        """How far the reference is from the run, on a scale that is the same for every reference of a rank:
+        the mean squared error of the applied updates (or parameters) and of the state, each over its bound
+        without the unmodelled part of beta^t (which differs between paths and would favour the loosest)."""
         total = 0.0
         for name in ("update", "state") if "update" in self.checks else ("trajectory", "state"):
             r = self.checks.get(name)
             if r is None:
                 continue
             s, count = 0.0, 0
-            for e, basis in zip(r.err, r.basis):
+            for e, scale in zip(r.err, r.scale if r.scale is not None else r.bound):
                 if e.size:
-                    ulp = F.ulp(_finite(basis))
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        q = np.where(ulp > 0, e / ulp, 0.0)
+                        q = np.where(scale > 0, e / scale, 0.0)
                     q = q[np.isfinite(q)]
                     s += float(np.sum(q * q))
                     count += q.size
@@ -384,7 +385,8 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         checks["update"] = _Ratios(
             "update", us, [np.where(j & np.isfinite(b), e, 0.0) for e, j, b in zip(err, judged, bound)], bound,
             [A[k][us - 1] for k in range(run.n)], [d[0] + d[1] for d in ref_d],
-            [run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [run.theta_at[k][run.pairs] for k in range(run.n)])
+            [run.d_hi[k] + run.d_lo[k] for k in range(run.n)], [run.theta_at[k][run.pairs] for k in range(run.n)],
+            [Fb[k][us - 1] + A[k][us - 1] for k in range(run.n)])
         if not full and (checks["update"].raw() or 0.0) > 1.0:
             return _Combo(ref, cls, checks, None, complete=False)
     # trajectory: the running sum of the per-step bounds, at the recorded steps
@@ -569,7 +571,7 @@ def _rank(c: PathClass) -> tuple[int, bool]:
     return _THETA_RANK[c.theta], c.hyper != "dtype"
 
 
-def _choose(combos: list[_Combo], F) -> _Combo:
+def _choose(combos: list[_Combo]) -> _Combo:
     """The (reference, class) the verdict names: of those that pass, the one whose parameter rounding is
     tightest (round once before compensated, twice or stochastic), hyperparameters in the dtype before
     float32, then the best fit; if none passes, the closest."""
@@ -577,7 +579,7 @@ def _choose(combos: list[_Combo], F) -> _Combo:
     if not passing:
         return min(combos, key=lambda c: c.raw_used())
     # the best fit is the reference closest to the run, not the pair with the loosest bound
-    return min(passing, key=lambda c: (_rank(c.cls), c.misfit(F)))
+    return min(passing, key=lambda c: (_rank(c.cls), c.misfit()))
 
 
 def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None = None, declared: Any = None,
@@ -644,7 +646,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     out.classes_tried = len(combos)
     if not combos:
         return out
-    best = _choose(combos, fmt(dtype))
+    best = _choose(combos)
     if not best.complete:
         # nothing passed: the verdict's multiple is the distance to the closest pair of the tightest
         # rank, every check measured (a pair whose update fails may still be the closest overall)
