@@ -81,7 +81,7 @@ def _instrument(totals, T):
 def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
     from adamconf.reports.record import CaseRecord
     from adamconf.reports.results import new_results, write_results
-    from adamconf.reports.provenance import provenance
+    from adamconf.reports.provenance import collect_provenance
     from adamconf.suites.runner import run_case
 
     totals, T = _timer()
@@ -96,11 +96,11 @@ def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
                     with T("record"):
                         records.append(CaseRecord.from_outcome(out, spec=name).to_dict())
     with T("record"):
-        doc = new_results(records, provenance())
+        doc = new_results(records, collect_provenance())
         path = write_results(doc, out_dir / "pipeline.json")
-        from adamconf.reports.render import render_report
+        from adamconf.reports.render import render_html
 
-        (out_dir / "pipeline.html").write_text(render_report([doc]))
+        render_html([doc], out_dir / "pipeline.html")
     wall = time.perf_counter() - t0
     model = totals["judge: model and budget (once per scenario, dialect, dtype)"]
     print(f"\n1. main job in process: {len(records)} cases, {wall:.1f} s wall (results: {path})")
@@ -149,8 +149,6 @@ def third_party(scenarios) -> None:
 
     adapter = load_adapter(str(HERE.parent / "docs" / "examples" / "numpy_adapter.py") + ":NumpyAdam")
     with np.errstate(all="ignore"):
-        for s in scenarios:  # warm the judge's caches as a run's earlier adapters would not: measure both
-            pass
         t0 = time.perf_counter()
         n = sum(1 for s in scenarios for d in ("float32", "float64") if run_case(adapter, s, d).verdict != "skipped")
         cold = time.perf_counter() - t0
