@@ -43,7 +43,7 @@ from .dtypes import fmt
 from .held import HeldSet, held_variants
 from .paths import THETA_ROUNDING, PathClass, candidates, pow_residual
 
-__all__ = ["Assessment", "Finding", "Reference", "judge", "judge_against"]
+__all__ = ["Assessment", "Finding", "Reference", "judge_against"]
 
 F64_MODEL_ERROR = 64 * 2.0 ** -53  # the float64 model against a narrower dtype: a few dozen float64 roundings
 
@@ -592,9 +592,6 @@ def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None
     """
     with np.errstate(all="ignore"):
         return _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cache)
-
-
-judge = judge_against
 
 
 def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cache) -> Assessment:
