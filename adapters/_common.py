@@ -12,6 +12,10 @@ bit for bit as npz bytes (``np.load(allow_pickle=False)``: no pickle is ever
 loaded), bfloat16 arrays as their 16 bits, with a JSON header of the dtypes and
 of what the adapter wants to keep beside them (``meta``).
 
+Many steps at once (the contract's optional ``run.steps``): ``steps_in_chunks`` cuts a segment
+into chunks of 16^k steps for a compiled loop, so that a loop traced or compiled per length
+serves every segment with three or four lengths; single steps go through the run's ``step``.
+
 Nothing here imports a framework; ``ml_dtypes`` (installed with TensorFlow and
 JAX) is imported only to rebuild bfloat16 arrays.
 """
@@ -32,6 +36,7 @@ __all__ = [
     "pack_arrays",
     "params_arrays",
     "read_params",
+    "steps_in_chunks",
     "unpack_arrays",
     "widen_bfloat16_bits",
 ]
@@ -111,3 +116,25 @@ def config_json(config: Mapping[str, Any]) -> str:
         raise TypeError(f"optimizer config holds {type(x).__name__} {x!r}, which JSON cannot represent")
 
     return json.dumps(config, sort_keys=True, default=plain)
+
+
+CHUNKS = (4096, 256, 16)  # the loop lengths a compiled many-step loop is traced for
+
+
+def steps_in_chunks(rows: Sequence[Any], single: Any, chunk: Any) -> list[np.ndarray]:
+    """The parameters after each row, per tensor stacked ``(len(rows), *shape)``.
+
+    ``chunk(rows)`` runs a chunk of ``CHUNKS`` length in the framework's loop and returns its
+    trail (per tensor, one row per step); ``single(row)`` runs one step and returns the parameters.
+    """
+    out: list[list[np.ndarray]] = []
+    start = 0
+    for size in CHUNKS + (1,):
+        while len(rows) - start >= size:
+            trail = [p[None] for p in single(rows[start])] if size == 1 else chunk(rows[start:start + size])
+            if not out:
+                out = [[] for _ in trail]
+            for k, p in enumerate(trail):
+                out[k].append(np.asarray(p))
+            start += size
+    return [np.concatenate(parts) for parts in out]

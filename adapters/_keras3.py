@@ -1,4 +1,4 @@
-"""Keras 3 ``Adam`` / ``AdamW`` on the TensorFlow backend, eager or XLA-compiled, as adapters.
+"""Keras 3 ``Adam`` / ``AdamW`` on the TensorFlow backend, in ``tf.function`` or XLA-compiled, as adapters.
 
 What Keras 3.15 does (keras/src/optimizers/adam.py ``update_step``, all in the
 variable dtype; beta_1, beta_2, epsilon are Python floats)::
@@ -38,6 +38,16 @@ adapter applies the optimizer through exactly that wrapper: it is the path
 False on CPU-only machines, trainer.py ``_resolve_auto_jit_compile``). In
 float32 on the CPU its results are not bitwise those of the eager path.
 
+The path: ``Model.fit`` never applies the optimizer eagerly. Its train step runs in
+``tf.function`` (trainer.py ``make_train_function``), XLA-compiled when ``jit_compile``
+resolves to True and a plain TensorFlow graph otherwise (the CPU default), and with
+``steps_per_execution`` > 1 that function loops over the steps itself
+(``multi_step_on_iterator``: ``for _ in tf.range(n)``). The in-process adapters take the same
+two paths: ``keras.adam`` and ``keras.adamw`` apply in ``tf.function`` without XLA,
+``keras.adam.jit`` with it; a single step is one call, and ``run.steps`` (the contract's
+many-step call) is that loop (``_tf_raw.tf_loop``). The eager ``optimizer.apply`` of a
+hand-written training loop is what the bridged adapters run (adamconf.adapters.bridged).
+
 ``Keras3Run`` is the run of every Keras 3 adapter, on every backend: the
 TensorFlow ones here and the JAX and torch ones of adamconf.adapters.bridged
 (``Keras3AdapterBase`` is what their adapters share), so that state, checkpoint,
@@ -59,8 +69,8 @@ import numpy as np
 from adamconf.reference.config import AdamConfig, Schedule
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import config_json, exact_numpy, pack_arrays, params_arrays, read_params, unpack_arrays
-from ._tf_raw import as_tf_grad, floatx_scope, start_checks, tensorflow_missing
+from ._common import config_json, exact_numpy, pack_arrays, params_arrays, read_params, steps_in_chunks, unpack_arrays
+from ._tf_raw import as_tf_grad, floatx_scope, start_checks, tensorflow_missing, tf_loop
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = ["Keras3Adam", "Keras3AdapterBase", "Keras3Run", "keras_schedule"]
@@ -181,7 +191,8 @@ class Keras3Run:
     def __init__(self, keras: Any, make_optimizer: Callable[[Any], Any], params: Sequence[np.ndarray], *,
                  dtype: str, device: str, scope: Callable[[], ContextManager], name: str,
                  to_tensor: Callable[[Any], Any] | None = None, sparse: bool = False,
-                 jit: Callable[[Callable], Callable] | None = None, store: dict[str, np.ndarray] | None = None) -> None:
+                 jit: Callable[[Callable], Callable] | None = None, store: dict[str, np.ndarray] | None = None,
+                 loop: Callable[[Callable, list], Callable] | None = None) -> None:
         self._keras = keras
         self.dtype = dtype
         self.device = device
@@ -207,6 +218,8 @@ class Keras3Run:
             self.optimizer.apply(grads, self.variables)
 
         self._apply = jit(apply) if jit is not None else apply
+        # many steps in one compiled call (run.steps); None: one step at a time only
+        self._loop = loop(apply, self.variables) if loop is not None else None
 
     def _context(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -225,6 +238,25 @@ class Keras3Run:
                                 f"no sparse gradient type and {self.name} does not declare 'sparse'")
         with self._context():
             self._apply([self._to_tensor(g) for g in grads])
+
+    def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
+        """Many dense steps in the backend's compiled loop (the contract's ``steps``), 16^k steps a call."""
+        if self._loop is None or any(isinstance(g, SparseGrad) for row in rows for g in row):
+            raise NotImplementedError("this run steps one row at a time")
+
+        def single(row):
+            self.step(row)
+            return self.params()
+
+        def chunk(part):
+            for row in part:
+                check_entries(row, self._shapes)
+            with self._context():
+                stacked = [self._to_tensor(np.stack([np.asarray(row[k], dtype=np.float64) for row in part]))
+                           for k in range(len(self._shapes))]
+                return [self._numpy(x) for x in self._loop(stacked)]
+
+        return steps_in_chunks(rows, single, chunk)
 
     def params(self) -> list[np.ndarray]:
         with self._context():
@@ -302,7 +334,7 @@ class Keras3AdapterBase(BaseAdapter):
 
 
 class Keras3Adam(Keras3AdapterBase):
-    """keras.optimizers.Adam or AdamW (Keras 3, TensorFlow backend), eager or under XLA."""
+    """keras.optimizers.Adam or AdamW (Keras 3, TensorFlow backend), in tf.function, with or without XLA."""
 
     devices = DEVICES
     features = frozenset({"amsgrad", "decoupled_weight_decay", "schedule", "clipnorm", "global_clipnorm",
@@ -312,10 +344,11 @@ class Keras3Adam(Keras3AdapterBase):
         self.name = name
         self.adamw = adamw
         self.jit = jit
-        how = "in tf.function(jit_compile=True), as Model.fit runs it" if jit else "eager"
+        how = ("in tf.function(jit_compile=True), as Model.fit runs it with XLA" if jit else
+               "in tf.function, as Model.fit runs it on a CPU (jit_compile resolves to False there)")
         cls = "AdamW" if adamw else "Adam"
         self.description = f"keras.optimizers.{cls} (Keras 3, TensorFlow backend), {how}"
-        # the class's surface is checked once, on the eager Adam (suites/test_api_keras3.py)
+        # the class's surface is checked once, on Adam (suites/test_api_keras3.py)
         self.api_profile = "keras-3" if not (adamw or jit) else None
 
     def available(self, device: str | None = None) -> str | None:
@@ -330,7 +363,7 @@ class Keras3Adam(Keras3AdapterBase):
         tf, dev = start_checks(self, dtype, device)
         keras = import_keras3()
         # the wrapper Keras's TF trainer puts around a train step when jit_compile is on
-        jit = (lambda f: tf.function(f, jit_compile=True, reduce_retracing=True)) if self.jit else None
+        jit = lambda f: tf.function(f, jit_compile=self.jit, reduce_retracing=True)  # noqa: E731
         return Keras3Run(keras, make_optimizer, params, dtype=dtype, device=dev, scope=lambda: tf.device(dev),
                          name=self.name, to_tensor=lambda g: as_tf_grad(tf, g, dtype), sparse=True, jit=jit,
-                         store=store)
+                         store=store, loop=tf_loop(tf, jit_compile=self.jit))

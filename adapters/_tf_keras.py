@@ -32,6 +32,9 @@ drops the value, logging only "`lr` is deprecated ... please use
 ``learning_rate``. ``jit_compile`` keeps its default (True, which tf_keras turns
 off when no GPU is visible).
 
+Both step inside ``tf.function`` (a graph), as ``Model.fit`` runs a train step, and ``run.steps``
+loops over many steps in one ``tf.function`` as ``steps_per_execution`` does (``_tf_raw.tf_loop``).
+
 Clip norms in every tf_keras path are taken over a ``tf.IndexedSlices``'s values
 as given, before repeated indices are summed.
 """
@@ -48,7 +51,7 @@ from adamconf.reference.config import AdamConfig
 
 from ._common import config_json, pack_arrays, params_arrays, read_params, unpack_arrays
 from ._keras3 import clip_kwargs, common_kwargs
-from ._tf_raw import TFRun, floatx_scope, start_checks, tensorflow_missing, to_numpy
+from ._tf_raw import TFRun, floatx_scope, start_checks, tensorflow_missing, tf_loop, to_numpy
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = ["TFKerasAdam"]
@@ -105,8 +108,13 @@ class TFKerasRun(TFRun):
         self.optimizer = optimizer
         self._legacy = legacy
 
-    def _apply(self, grads: list) -> None:
-        self.optimizer.apply_gradients(list(zip(grads, self.variables)))
+        def apply(grads: list) -> None:
+            optimizer.apply_gradients(list(zip(grads, self.variables)))
+
+        # Model.fit's path on the CPU: the step inside tf.function (jit_compile resolves to False there),
+        # and for run.steps the steps_per_execution loop around it
+        self._apply = tf.function(apply, reduce_retracing=True)
+        self._loop = tf_loop(tf, jit_compile=False)(apply, self.variables)
 
     def _slots(self, name: str) -> list[np.ndarray]:
         opt = self.optimizer
@@ -154,9 +162,10 @@ class TFKerasAdam(BaseAdapter):
         # OptimizerV2 is the seed document's API (suites/test_api_keras_v2.py)
         self.api_profile = "keras-v2" if legacy else None
         if legacy:
-            self.description = "tf_keras.optimizers.legacy.Adam (OptimizerV2, the fused ResourceApplyAdam kernel)"
+            self.description = ("tf_keras.optimizers.legacy.Adam (OptimizerV2, the fused ResourceApplyAdam kernel), "
+                                "in tf.function")
         else:
-            self.description = "tf_keras.optimizers.Adam (the tf_keras 2.11+ optimizer)"
+            self.description = "tf_keras.optimizers.Adam (the tf_keras 2.11+ optimizer), in tf.function"
 
     def available(self, device: str | None = None) -> str | None:
         return tf_keras_missing() or tensorflow_missing(device)

@@ -21,7 +21,7 @@ import numpy as np
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import exact_numpy, pack_arrays, params_arrays, read_params, unpack_arrays
+from ._common import exact_numpy, pack_arrays, params_arrays, read_params, steps_in_chunks, unpack_arrays
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "import_tensorflow",
     "start_checks",
     "tensorflow_missing",
+    "tf_loop",
     "to_numpy",
 ]
 
@@ -189,8 +190,56 @@ class TFRun:
         with self._context():
             self._apply([as_tf_grad(self._tf, g, self.dtype) for g in grads])
 
+    #: loop(stacked) -> trail for ``steps`` (``tf_loop``); None: the run steps one row at a time
+    _loop: Callable | None = None
+
+    def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
+        """Many dense steps in one ``tf.function`` loop per chunk of 16^k steps (the contract's ``steps``)."""
+        if self._loop is None or any(isinstance(g, SparseGrad) for row in rows for g in row):
+            raise NotImplementedError("this run steps one row at a time")
+
+        def single(row):
+            self.step(row)
+            return self.params()
+
+        def chunk(part):
+            for row in part:
+                check_entries(row, self._shapes)
+            with self._context():
+                stacked = [as_tf_grad(self._tf, np.stack([np.asarray(row[k], dtype=np.float64) for row in part]),
+                                      self.dtype) for k in range(len(self._shapes))]
+                return [to_numpy(x) for x in self._loop(stacked)]
+
+        return steps_in_chunks(rows, single, chunk)
+
     def params(self) -> list[np.ndarray]:
         return [to_numpy(v) for v in self.variables]
+
+
+def tf_loop(tf: Any, *, jit_compile: bool) -> Callable[[Callable, list], Callable]:
+    """The loop ``Model.fit`` compiles for ``steps_per_execution`` > 1: n applies in one ``tf.function``.
+
+    ``make(apply, variables)`` returns ``loop(stacked) -> trail``: stacked gradients (one per
+    variable, ``(n, *shape)``) in, the variables after each of the n steps out.
+
+    keras/src/backend/tensorflow/trainer.py ``multi_step_on_iterator`` runs the train step in a
+    ``for _ in tf.range(n)`` inside one ``tf.function`` (XLA-compiled when jit_compile is on); here
+    the step is ``optimizer.apply`` of row i of the stacked gradients, and the parameters after
+    every step are written to ``tf.TensorArray``s.
+    """
+    def make(apply: Callable, variables: list) -> Callable:
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+        def loop(stacked):
+            n = tf.shape(stacked[0])[0]
+            arrays = [tf.TensorArray(v.dtype, size=n) for v in variables]
+            for i in tf.range(n):
+                apply([g[i] for g in stacked])
+                arrays = [a.write(i, tf.convert_to_tensor(v)) for a, v in zip(arrays, variables)]
+            return [a.stack() for a in arrays]
+
+        return loop
+
+    return make
 
 
 # -- the raw kernels ------------------------------------------------------------

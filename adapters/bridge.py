@@ -315,6 +315,17 @@ class BridgedRun:
     def step(self, grads: Sequence[Any]) -> None:
         self._request("step", grads=[encode_grad(g) for g in grads])
 
+    def steps(self, rows: Sequence[Sequence[Any]]) -> list[np.ndarray]:
+        """Many steps in one request (the optional ``steps`` message); NotImplementedError where the child
+        cannot batch them or does not know the message, so that the harness steps one by one."""
+        try:
+            reply = self._request("steps", rows=[[encode_grad(g) for g in row] for row in rows])
+        except RemoteError as exc:
+            if exc.error_type in ("NotImplementedError", "ProtocolError"):
+                raise NotImplementedError(str(exc)) from None
+            raise
+        return [decode_array(a) for a in reply["params"]]
+
     def params(self) -> list[np.ndarray]:
         return [decode_array(a) for a in self._request("params")["params"]]
 

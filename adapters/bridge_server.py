@@ -24,6 +24,8 @@ import sys
 import traceback
 from typing import IO, Any, Callable
 
+import numpy as np
+
 from adamconf.adapters.bridge import (
     PROTOCOL_VERSION,
     decode_array,
@@ -68,7 +70,7 @@ class Server:
             self.adapter = None
             self._load_error = exc
         self._ops: dict[str, Callable[[dict], dict]] = {
-            "hello": self.hello, "start": self.start, "step": self.step, "params": self.params,
+            "hello": self.hello, "start": self.start, "step": self.step, "steps": self.steps, "params": self.params,
             "state": self.state, "save": self.save, "restore": self.restore,
             "config": self.config, "rebuild": self.rebuild, "info": self.info, "close": self.close,
         }
@@ -130,6 +132,20 @@ class Server:
     def step(self, request: dict) -> dict:
         self._run(request).step([decode_grad(g) for g in request["grads"]])
         return {}
+
+    def steps(self, request: dict) -> dict:
+        """Many steps in one request: the parameters after each, stacked (the run's own ``steps`` if it has one)."""
+        run = self._run(request)
+        rows = [[decode_grad(g) for g in row] for row in request["rows"]]
+        if hasattr(run, "steps"):
+            stacked = [np.asarray(a) for a in run.steps(rows)]
+        else:
+            trail = []
+            for row in rows:
+                run.step(row)
+                trail.append([np.asarray(p) for p in run.params()])
+            stacked = [np.stack([after[k] for after in trail]) for k in range(len(trail[0]))] if trail else []
+        return {"params": [encode_array(a) for a in stacked]}
 
     def params(self, request: dict) -> dict:
         return {"params": [encode_array(p) for p in self._run(request).params()]}

@@ -28,6 +28,17 @@ Optional capabilities, announced in ``features``:
   config, as JSON text) and ``adapter.rebuild(config_text, params, dtype=,
   device=) -> Run`` which builds a fresh optimizer from that text alone.
 
+Many steps in one call (optional, for speed): ``run.steps(rows) -> list[np.ndarray]`` applies
+``len(rows)`` steps (each row as ``run.step`` takes it) and returns, per parameter, the
+parameters after each of them stacked along a new leading axis, ``(len(rows), *shape)``, as
+``run.params()`` would have returned them one by one. Implementations that compile a loop
+(``jax.lax.scan``, a ``tf.function`` loop, which is what Keras's ``steps_per_execution``
+runs) use it to leave the framework once per segment instead of once per step. The
+harness calls it between the steps where it needs ``state()`` or a round trip, and checks
+what it returns as it checks ``params()``; ``run.step`` must still work, for the rest. It
+may raise ``NotImplementedError`` for rows it cannot batch (sparse entries), and the
+harness then steps those rows one by one.
+
 Feature vocabulary (``FEATURES``) names what a scenario needs; a case whose
 scenario needs a feature the adapter lacks is skipped with that reason.
 

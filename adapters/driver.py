@@ -48,23 +48,38 @@ def support(adapter: Any, scenario: Any, dtype: str, device: str) -> str | None:
 
 def read_params(run: Any, shapes: Sequence[tuple], dtype: str, step: int) -> list[np.ndarray]:
     """run.params() checked against the contract: count, shapes, exactness in dtype; float64 copies."""
-    got = run.params()
+    return _checked(run.params(), shapes, dtype, f"after step {step}", "params()")
+
+
+def _checked(got: Sequence[Any], shapes: Sequence[tuple], dtype: str, when: str, what: str) -> list[np.ndarray]:
+    """Arrays an adapter returned, checked against the contract (count, shapes, exactness in dtype), as float64."""
     if len(got) != len(shapes):
-        raise AdapterContractError(f"params() returned {len(got)} arrays after step {step}, expected {len(shapes)}")
+        raise AdapterContractError(f"{what} returned {len(got)} arrays {when}, expected {len(shapes)}")
     F = fmt(dtype)
     out = []
     for k, (a, shape) in enumerate(zip(got, shapes)):
         a = np.asarray(a)
         if tuple(a.shape) != tuple(shape):
-            raise AdapterContractError(f"params()[{k}] has shape {a.shape} after step {step}, expected {tuple(shape)}")
+            raise AdapterContractError(f"{what}[{k}] has shape {a.shape} {when}, expected {tuple(shape)}")
         if not np.issubdtype(a.dtype, np.floating):
-            raise AdapterContractError(f"params()[{k}] has dtype {a.dtype}, expected a floating dtype")
+            raise AdapterContractError(f"{what}[{k}] has dtype {a.dtype}, expected a floating dtype")
         a64 = np.array(a, dtype=np.float64, copy=True)
         if not F.holds(a64):
-            raise AdapterContractError(f"params()[{k}] after step {step} holds values that are not {dtype} "
+            raise AdapterContractError(f"{what}[{k}] {when} holds values that are not {dtype} "
                                        f"numbers (dtype {a.dtype}): the adapter does not run in {dtype}")
         out.append(a64)
     return out
+
+
+def _many(run: Any, rows: Sequence[Any], shapes: Sequence[tuple], dtype: str, first: int) -> list[list[np.ndarray]] | None:
+    """``run.steps(rows)`` checked like ``params()``: the parameters after each row; None if it cannot batch them."""
+    try:
+        got = run.steps(list(rows))
+    except NotImplementedError:
+        return None
+    when = f"after steps {first}..{first + len(rows) - 1}"
+    stacked = _checked(got, [(len(rows), *shape) for shape in shapes], dtype, when, "steps()")
+    return [[a[i] for a in stacked] for i in range(len(rows))]
 
 
 def _bitwise_equal(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
@@ -96,12 +111,25 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     if s.roundtrip_at is not None and "config" in s.features:
         twin = adapter.rebuild(run.config(), [np.array(p, copy=True) for p in params0], dtype=dtype, device=device)
         twin_kind = "config"
+    # the steps after which the harness must look at the run between two steps (state, a round trip)
+    stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
+    batched: dict[int, list[np.ndarray]] = {}  # step -> params, from run.steps() over a segment
+    batching = hasattr(run, "steps")
     for t, row in enumerate(grads, start=1):
-        run.step(row)
+        end = next(x for x in stops if x >= t)
+        if batching and twin is None and t not in batched and end > t:
+            rows = _many(run, grads[t - 1:end], shapes, dtype, t)
+            if rows is None:  # the run cannot batch these inputs: one by one from here on
+                batching = False
+            else:
+                batched.update(zip(range(t, end + 1), rows))
+        if t in batched:
+            thetas.append(batched.pop(t))
+        else:
+            run.step(row)
+            thetas.append(read_params(run, shapes, dtype, t))
         if twin is not None:
             twin.step(row)
-        thetas.append(read_params(run, shapes, dtype, t))
-        if twin is not None:
             other = read_params(twin, shapes, dtype, t)
             if not _bitwise_equal(thetas[-1], other):
                 k = next(i for i, (x, y) in enumerate(zip(thetas[-1], other)) if not np.array_equal(x, y))

@@ -8,12 +8,15 @@ docstring:
 =========================  ==================================================  ==============
 adapter                    implementation                                      module
 =========================  ==================================================  ==============
-keras.adam                 keras.optimizers.Adam, eager                        _keras3
+keras.adam                 keras.optimizers.Adam in tf.function (Model.fit's   _keras3
+                           CPU path)
 keras.adam.jit             the same in tf.function(jit_compile=True), the      _keras3
-                           wrapper Model.fit uses
-keras.adamw                keras.optimizers.AdamW, eager                       _keras3
-tf_keras.legacy.adam       tf_keras.optimizers.legacy.Adam (OptimizerV2)       _tf_keras
-tf_keras.adam              tf_keras.optimizers.Adam (the 2.11+ optimizer)      _tf_keras
+                           wrapper Model.fit uses with XLA
+keras.adamw                keras.optimizers.AdamW in tf.function               _keras3
+tf_keras.legacy.adam       tf_keras.optimizers.legacy.Adam (OptimizerV2), in   _tf_keras
+                           tf.function
+tf_keras.adam              tf_keras.optimizers.Adam (the 2.11+ optimizer), in  _tf_keras
+                           tf.function
 tf.raw.apply_adam          tf.raw_ops.ResourceApplyAdam                        _tf_raw
 tf.raw.apply_adam_amsgrad  tf.raw_ops.ResourceApplyAdamWithAmsgrad             _tf_raw
 =========================  ==================================================  ==============

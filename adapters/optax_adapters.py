@@ -41,6 +41,12 @@ What optax does (optax 0.2.8, re-read from the installed source):
   ``SparseGrad`` is refused: densifying it here would test this adapter's
   densification, not an optax code path.
 
+Compiled once per configuration: the jitted update of a recipe (and its ``jax.lax.scan``
+over many steps, ``run.steps``, the loop a JAX training loop compiles) is kept per recipe
+(``_compiled``), so that every run of the same configuration and shapes reuses it instead of
+tracing and compiling its own. Inside the scan the update is the same traced function; XLA
+may fuse the loop body differently from the single step, and both are runs of optax.
+
 float64 needs ``jax_enable_x64``, a process-wide flag that also changes float32
 runs (with it on, bc = 1 - b**count is computed in float64 for float32
 parameters). Every call of a run therefore executes inside the scoped
@@ -60,7 +66,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from adamconf.adapters._common import (bfloat16_type, exact_numpy, pack_arrays, params_arrays, read_params,
-                                      unpack_arrays)
+                                      steps_in_chunks, unpack_arrays)
 from adamconf.adapters.contract import DTYPES, BaseAdapter, Unsupported
 from adamconf.reference.config import AdamConfig, ExponentialDecay, PiecewiseConstant
 from adamconf.reference.grads import SparseGrad, check_entries
@@ -246,24 +252,50 @@ def _moments_state(state):
     return None
 
 
-class OptaxRun:
-    """One optax run: parameters, optimizer state, and the jitted update step."""
+_COMPILED: dict[str, tuple[Any, Any, Any]] = {}  # recipe (JSON) -> (transform, jitted step, jitted scan)
+_COMPILED_LIMIT = 64
 
-    def __init__(self, recipe: dict, params: Sequence[np.ndarray], dtype: str, device: str,
-                 state_leaves: Sequence[np.ndarray] | None = None) -> None:
+
+def _compiled(recipe: dict) -> tuple[Any, Any, Any]:
+    """The transform of a recipe, its jitted update and the jitted scan of many updates, made once per recipe.
+
+    jax.jit caches compilations per function object and argument shapes/dtypes (x64 included),
+    so one function object per recipe lets every run of that configuration reuse them.
+    """
+    key = json.dumps(recipe, sort_keys=True)
+    if key not in _COMPILED:
         jax, optax = _jax()
-        self.recipe = recipe
-        self.dtype = dtype
-        self._np_dtype = _numpy_dtype(dtype)
-        self._device = _jax_device(device)
-        self._shapes = [tuple(np.shape(p)) for p in params]
         tx = build_transform(recipe)
 
         def update(params, state, grads):
             updates, state = tx.update(grads, state, params)
             return optax.apply_updates(params, updates), state
 
-        self._update = jax.jit(update)
+        def many(params, state, grads_seq):
+            def body(carry, grads):
+                new_params, new_state = update(*carry, grads)
+                return (new_params, new_state), new_params
+
+            (params, state), trail = jax.lax.scan(body, (params, state), grads_seq)
+            return params, state, trail
+
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = (tx, jax.jit(update), jax.jit(many))
+    return _COMPILED[key]
+
+
+class OptaxRun:
+    """One optax run: parameters, optimizer state, and the jitted update step (shared per recipe)."""
+
+    def __init__(self, recipe: dict, params: Sequence[np.ndarray], dtype: str, device: str,
+                 state_leaves: Sequence[np.ndarray] | None = None) -> None:
+        self.recipe = recipe
+        self.dtype = dtype
+        self._np_dtype = _numpy_dtype(dtype)
+        self._device = _jax_device(device)
+        self._shapes = [tuple(np.shape(p)) for p in params]
+        tx, self._update, self._many = _compiled(recipe)
         with _precision(dtype):
             self._params = [self._put(p) for p in params]
             self._state = tx.init(self._params)
@@ -297,6 +329,26 @@ class OptaxRun:
         with _precision(self.dtype):
             self._params, self._state = self._update(self._params, self._state,
                                                      [self._put(g) for g in grads])
+
+    def steps(self, rows) -> list[np.ndarray]:
+        """Many steps in ``jax.lax.scan``s of 16^k steps: the parameters after each, stacked (the contract's
+        ``steps``; a scan compiles once per length and recipe)."""
+        for row in rows:
+            check_entries(row, self._shapes)
+            if any(isinstance(g, SparseGrad) for g in row):
+                raise NotImplementedError("sparse entries are refused one step at a time")
+        def single(row):
+            self.step(row)
+            return self.params()
+
+        def chunk(part):
+            with _precision(self.dtype):
+                stacked = [self._put(np.stack([np.asarray(row[k], dtype=np.float64) for row in part]))
+                           for k in range(len(self._shapes))]
+                self._params, self._state, trail = self._many(self._params, self._state, stacked)
+                return [exact_numpy(p) for p in trail]
+
+        return steps_in_chunks(rows, single, chunk)
 
     def params(self) -> list[np.ndarray]:
         with _precision(self.dtype):

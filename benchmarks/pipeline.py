@@ -10,7 +10,8 @@ Prints, in one run:
    into model and budget (computed once per scenario, dialect, dtype and class group, then cached)
    and comparisons, and record (the case records, the results JSON and the HTML report);
 2. per framework, the same scenarios stepped through the adapter's own run in a bare loop
-   (``run.step`` only, the parameters read once at the end) against the same work through
+   (its many-step ``run.steps`` where it has one, else ``run.step`` after ``run.step``, the
+   parameters read once at the end) against the same work through
    adamconf (``run_case``): the harness overhead ratio, imports excluded;
 3. the time of one third-party adapter (docs/examples/numpy_adapter.py) over the whole catalogue;
 4. golden-build throughput beside the naive mpmath loop (``benchmarks/golden_throughput.py``).
@@ -112,13 +113,27 @@ def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
         print(f"   {label:36s} {v:8.2f} s  {100 * v / wall:5.1f} %")
 
 
+def _bare_loop(run, grads) -> None:
+    """The fastest loop the adapter offers, with nothing of adamconf: its many-step ``steps`` (a compiled
+    loop) where it has one and can batch these inputs, else ``step`` after ``step``; params read at the end."""
+    if hasattr(run, "steps"):
+        try:
+            run.steps(list(grads))
+            return
+        except NotImplementedError:
+            pass
+    for row in grads:
+        run.step(row)
+    run.params()
+
+
 def overhead(adapters, scenarios, dtype: str) -> None:
     from adamconf.adapters.driver import support
     from adamconf.golden.store import load_golden
     from adamconf.reference.dialect import resolve_dialect
     from adamconf.suites.runner import run_case
 
-    print(f"\n2. harness overhead per framework ({dtype}; bare loop = the adapter's run.step only)")
+    print(f"\n2. harness overhead per framework ({dtype}; bare loop = the adapter's own stepping only)")
     print(f"   {'adapter':24s} {'cases':>5s} {'bare s':>8s} {'adamconf s':>10s} {'ratio':>6s}")
     for name, adapter in adapters:
         bare = full = 0.0
@@ -131,9 +146,7 @@ def overhead(adapters, scenarios, dtype: str) -> None:
                 run_case(adapter, s, dtype)  # warm: compiled functions and the judge's caches
                 t0 = time.perf_counter()
                 run = adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu")
-                for row in golden.grads:
-                    run.step(row)
-                run.params()
+                _bare_loop(run, golden.grads)
                 bare += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 run_case(adapter, s, dtype)
