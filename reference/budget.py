@@ -229,23 +229,24 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     decoupled = bool(w) and config.weight_decay_mode == "decoupled"
     coupled = bool(w) and config.weight_decay_mode == "l2"
 
-    def zeros(rows):
-        return [np.zeros((rows, n)) for n in sizes]
+    # every tensor's elements side by side in one flat vector of n_total (the bounds are elementwise;
+    # what is per tensor, the clip factors, is spread over its elements): one pass of numpy per step
+    N = n_total
+    per_tensor = lambda xs: np.repeat(np.asarray(xs, dtype=np.float64), sizes)  # noqa: E731
 
-    B, Tb = zeros(T), zeros(T + 1)
-    Em, Ev, Evmax = zeros(T + 1), zeros(T + 1), zeros(T + 1)
-    sys_, var_step, sd_state = zeros(T), zeros(T), zeros(T)
-    model_update, adam_update, wvs = zeros(T), zeros(T), zeros(T)
-    touched_all = [np.zeros((T, n), dtype=bool) for n in sizes]
-    theta_model = zeros(T + 1)
-    for kk in range(len(sizes)):
-        theta_model[kk][0] = np.asarray(params0[kk], dtype=np.float64).ravel()
+    def cat(xs, dtype=np.float64):
+        return np.concatenate([np.asarray(x, dtype=dtype).ravel() for x in xs]) if xs else np.zeros(0, dtype)
+
+    B, Tb = np.zeros((T, N)), np.zeros((T + 1, N))
+    Em, Ev, Evmax = np.zeros((T + 1, N)), np.zeros((T + 1, N)), np.zeros((T + 1, N))
+    sys_, var_step, sd_state = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
+    model_update, adam_update, wvs = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
+    touched_all = np.zeros((T, N), dtype=bool)
+    theta_model = np.zeros((T + 1, N))
+    theta_model[0] = cat(params0)
     amp1, amp2 = np.zeros(T), np.zeros(T)
     # systematic / random split of the moment errors (for item 5)
-    Em_sys, Ev_sys = [np.zeros(n) for n in sizes], [np.zeros(n) for n in sizes]
-    Vm_rnd, Vv_rnd = [np.zeros(n) for n in sizes], [np.zeros(n) for n in sizes]
-    Vvmax_rnd = [np.zeros(n) for n in sizes]
-    Evmax_sys = [np.zeros(n) for n in sizes]
+    Em_sys, Ev_sys, Vm_rnd, Vv_rnd, Vvmax_rnd, Evmax_sys = (np.zeros(N) for _ in range(6))
 
     for st in steps:
         t = st.t
@@ -256,8 +257,9 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         rho_step = (rho_lr + _rho_bc(F, b1, t, d.bias_correction, r_b1)
                     + _rho_bc(F, b2, t, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
         # gradient clipping: relative error common to the step (systematic)
-        rho_clip = [0.0] * len(sizes)
+        rho_clip = 0.0
         if config.clipnorm is not None or config.global_clipnorm is not None:
+            rho_k = [0.0] * len(sizes)
             for kk in range(len(sizes)):
                 rho = 0.0
                 if config.clipnorm is not None and st.clip["clipnorm"][kk]:
@@ -268,95 +270,100 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
                     rho += 2 * u  # g * c * min(1/n, 1/c) multiplies even when it does not clip
                 if d.clip == "torch":
                     rho += u + F.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
-                rho_clip[kk] = rho
-        for kk in range(len(sizes)):
-            touched = st.touched[kk]
-            g_clip = np.abs(st.g_clipped[kk])
-            if config.clipvalue is not None:
-                clipped = np.abs(st.g_raw[kk]) > config.clipvalue
-                e_g_sys = g_clip * rho_clip[kk] + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
-            else:
-                e_g_sys = g_clip * rho_clip[kk]
-            e_g_rnd = np.zeros(sizes[kk])
-            theta = st.theta[kk]
-            if coupled:
-                e_g_rnd = u * np.abs(st.g[kk]) + u * np.abs(w * theta)
-                e_g_sys = e_g_sys + r_w * np.abs(w * theta) + w * Tb[kk][t - 1]
-            e_g = e_g_sys + e_g_rnd
-            g = np.abs(st.g[kk])
-            m_prev, v_prev = np.abs(st.m_prev[kk]), st.v_prev[kk]
-            # moments (item 3), only where this step touches them (lazy rows freeze)
-            lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
-            lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
-            rep_m = r_b1 * m_prev + r1_b1 * (1 - b1) * g + (1 - b1) * e_g
-            rep_v = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g + 2 * (1 - b2) * g * e_g
-            Em[kk][t] = np.where(touched, b1 * Em[kk][t - 1] + lam_m + rep_m, Em[kk][t - 1])
-            Ev[kk][t] = np.where(touched, b2 * Ev[kk][t - 1] + lam_v + rep_v, Ev[kk][t - 1])
-            Em_sys[kk] = np.where(touched, b1 * Em_sys[kk] + rep_m, Em_sys[kk])
-            Ev_sys[kk] = np.where(touched, b2 * Ev_sys[kk] + rep_v, Ev_sys[kk])
-            Vm_rnd[kk] = np.where(touched, b1 ** 2 * Vm_rnd[kk] + lam_m ** 2 / 3, Vm_rnd[kk])
-            Vv_rnd[kk] = np.where(touched, b2 ** 2 * Vv_rnd[kk] + lam_v ** 2 / 3, Vv_rnd[kk])
-            E_vused, E_vused_sys, V_vused = Ev[kk][t], Ev_sys[kk], Vv_rnd[kk]
-            if config.amsgrad:
-                if d.amsgrad_max == "raw":
-                    Evmax[kk][t] = np.maximum(Evmax[kk][t - 1], Ev[kk][t])
-                    Evmax_sys[kk] = np.maximum(Evmax_sys[kk], Ev_sys[kk])
-                    Vvmax_rnd[kk] = np.maximum(Vvmax_rnd[kk], Vv_rnd[kk])
-                else:  # max(vmax, v / bc2): the division adds u and bc2's error
-                    # bc2's error: its representation part, and the worst path residual (t u)
-                    rb2 = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
-                    e_corr = Ev[kk][t] / st.bc2 + np.abs(st.v[kk]) / st.bc2 * (rb2 + u)
-                    Evmax[kk][t] = np.maximum(Evmax[kk][t - 1], e_corr)
-                    Evmax_sys[kk] = np.maximum(Evmax_sys[kk], Ev_sys[kk] / st.bc2 + np.abs(st.v[kk]) / st.bc2 * rb2)
-                    Vvmax_rnd[kk] = np.maximum(Vvmax_rnd[kk], Vv_rnd[kk] / st.bc2 ** 2)
-                E_vused, E_vused_sys, V_vused = Evmax[kk][t], Evmax_sys[kk], Vvmax_rnd[kk]
-            # the update (item 4)
-            U = np.abs(st.update[kk])
-            root, v_used = st.root[kk], np.abs(st.v_used[kk])
-            step_size = st.lr / st.bc1 if d.epsilon == "standard" else st.lr * math.sqrt(st.bc2) / st.bc1
-            dU_dm = step_size / (root + eps)
-            wv = np.where(root + eps > 0, root / (root + eps), 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel_v = np.where(v_used > 0, E_vused / v_used, 0.0)
-                rel_v_sys = np.where(v_used > 0, E_vused_sys / v_used, 0.0)
-                sd_v = np.where(v_used > 0, np.sqrt(V_vused) / v_used, 0.0)
-                eps_term = np.where(root + eps > 0, r_eps * eps / (root + eps), 0.0)
-                eps_root_term = 0.0
-                if config.eps_root:
-                    vhat = v_used / st.bc2 if d.epsilon == "standard" else v_used
-                    eps_root_term = np.where(vhat + config.eps_root > 0,
-                                             0.5 * wv * r_eps_root * config.eps_root / (vhat + config.eps_root), 0.0)
-            theta_next = theta - U * np.sign(st.update[kk]) - (st.lr * w * theta if decoupled else 0.0)
-            # the final rounding of theta is the path class's (judge); the feedback of the trajectory
-            # bound into the weight-decay terms takes the widest class's: one ulp, across a binade
-            ulp_fb = 2 * F.ulp(theta_next)
-            b = (U * (rho_step + N_ELEM * u + eps_term + eps_root_term) + dU_dm * Em[kk][t]
-                 + U * 0.5 * wv * rel_v + N_ELEM * F.tiny)
-            b_sys = U * (rho_step + eps_term + eps_root_term) + dU_dm * Em_sys[kk] + U * 0.5 * wv * rel_v_sys
-            if decoupled:
-                wd = st.lr * w * np.abs(theta)
-                b = b + wd * (rho_lr + r_w + 2 * u) + st.lr * w * Tb[kk][t - 1]
-                b_sys = b_sys + wd * (rho_lr + r_w) + st.lr * w * Tb[kk][t - 1]
-            b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
-            B[kk][t - 1] = b
-            Tb[kk][t] = Tb[kk][t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0), 0.0)
-            model_update[kk][t - 1] = theta_next - theta
-            theta_model[kk][t] = theta_next
-            adam_update[kk][t - 1] = np.where(touched, U, 0.0)
-            touched_all[kk][t - 1] = touched
-            wvs[kk][t - 1] = wv
-            sys_[kk][t - 1] = np.where(touched, b_sys, 0.0)
-            var_step[kk][t - 1] = np.where(touched, (U * u) ** 2 * N_ELEM / 3, 0.0)
-            sd_state[kk][t - 1] = np.where(touched, dU_dm * np.sqrt(Vm_rnd[kk]) + U * 0.5 * wv * sd_v, 0.0)
+                rho_k[kk] = rho
+            rho_clip = per_tensor(rho_k)
+        touched = cat(st.touched, bool)
+        g_clip = np.abs(cat(st.g_clipped))
+        if config.clipvalue is not None:
+            clipped = np.abs(cat(st.g_raw)) > config.clipvalue
+            e_g_sys = g_clip * rho_clip + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
+        else:
+            e_g_sys = g_clip * rho_clip
+        e_g_rnd = np.zeros(N)
+        theta = cat(st.theta)
+        g_signed = cat(st.g)
+        if coupled:
+            e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
+            e_g_sys = e_g_sys + r_w * np.abs(w * theta) + w * Tb[t - 1]
+        e_g = e_g_sys + e_g_rnd
+        g = np.abs(g_signed)
+        m_prev, v_prev = np.abs(cat(st.m_prev)), cat(st.v_prev)
+        # moments (item 3), only where this step touches them (lazy rows freeze)
+        lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
+        lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
+        rep_m = r_b1 * m_prev + r1_b1 * (1 - b1) * g + (1 - b1) * e_g
+        rep_v = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g + 2 * (1 - b2) * g * e_g
+        Em[t] = np.where(touched, b1 * Em[t - 1] + lam_m + rep_m, Em[t - 1])
+        Ev[t] = np.where(touched, b2 * Ev[t - 1] + lam_v + rep_v, Ev[t - 1])
+        Em_sys = np.where(touched, b1 * Em_sys + rep_m, Em_sys)
+        Ev_sys = np.where(touched, b2 * Ev_sys + rep_v, Ev_sys)
+        Vm_rnd = np.where(touched, b1 ** 2 * Vm_rnd + lam_m ** 2 / 3, Vm_rnd)
+        Vv_rnd = np.where(touched, b2 ** 2 * Vv_rnd + lam_v ** 2 / 3, Vv_rnd)
+        E_vused, E_vused_sys, V_vused = Ev[t], Ev_sys, Vv_rnd
+        if config.amsgrad:
+            if d.amsgrad_max == "raw":
+                Evmax[t] = np.maximum(Evmax[t - 1], Ev[t])
+                Evmax_sys = np.maximum(Evmax_sys, Ev_sys)
+                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd)
+            else:  # max(vmax, v / bc2): the division adds u and bc2's error
+                # bc2's error: its representation part, and the worst path residual (t u)
+                rb2 = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
+                v_abs = np.abs(cat(st.v))
+                e_corr = Ev[t] / st.bc2 + v_abs / st.bc2 * (rb2 + u)
+                Evmax[t] = np.maximum(Evmax[t - 1], e_corr)
+                Evmax_sys = np.maximum(Evmax_sys, Ev_sys / st.bc2 + v_abs / st.bc2 * rb2)
+                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd / st.bc2 ** 2)
+            E_vused, E_vused_sys, V_vused = Evmax[t], Evmax_sys, Vvmax_rnd
+        # the update (item 4)
+        update = cat(st.update)
+        U = np.abs(update)
+        root, v_used = cat(st.root), np.abs(cat(st.v_used))
+        step_size = st.lr / st.bc1 if d.epsilon == "standard" else st.lr * math.sqrt(st.bc2) / st.bc1
+        dU_dm = step_size / (root + eps)
+        wv = np.where(root + eps > 0, root / (root + eps), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel_v = np.where(v_used > 0, E_vused / v_used, 0.0)
+            rel_v_sys = np.where(v_used > 0, E_vused_sys / v_used, 0.0)
+            sd_v = np.where(v_used > 0, np.sqrt(V_vused) / v_used, 0.0)
+            eps_term = np.where(root + eps > 0, r_eps * eps / (root + eps), 0.0)
+            eps_root_term = 0.0
+            if config.eps_root:
+                vhat = v_used / st.bc2 if d.epsilon == "standard" else v_used
+                eps_root_term = np.where(vhat + config.eps_root > 0,
+                                         0.5 * wv * r_eps_root * config.eps_root / (vhat + config.eps_root), 0.0)
+        theta_next = theta - U * np.sign(update) - (st.lr * w * theta if decoupled else 0.0)
+        # the final rounding of theta is the path class's (judge); the feedback of the trajectory
+        # bound into the weight-decay terms takes the widest class's: one ulp, across a binade
+        ulp_fb = 2 * F.ulp(theta_next)
+        b = (U * (rho_step + N_ELEM * u + eps_term + eps_root_term) + dU_dm * Em[t]
+             + U * 0.5 * wv * rel_v + N_ELEM * F.tiny)
+        b_sys = U * (rho_step + eps_term + eps_root_term) + dU_dm * Em_sys + U * 0.5 * wv * rel_v_sys
+        if decoupled:
+            wd = st.lr * w * np.abs(theta)
+            b = b + wd * (rho_lr + r_w + 2 * u) + st.lr * w * Tb[t - 1]
+            b_sys = b_sys + wd * (rho_lr + r_w) + st.lr * w * Tb[t - 1]
+        b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
+        B[t - 1] = b
+        Tb[t] = Tb[t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0), 0.0)
+        model_update[t - 1] = theta_next - theta
+        theta_model[t] = theta_next
+        adam_update[t - 1] = np.where(touched, U, 0.0)
+        touched_all[t - 1] = touched
+        wvs[t - 1] = wv
+        sys_[t - 1] = np.where(touched, b_sys, 0.0)
+        var_step[t - 1] = np.where(touched, (U * u) ** 2 * N_ELEM / 3, 0.0)
+        sd_state[t - 1] = np.where(touched, dU_dm * np.sqrt(Vm_rnd) + U * 0.5 * wv * sd_v, 0.0)
 
-    def shaped(arrs, rows):
-        return [a.reshape(rows, *s) for a, s in zip(arrs, shapes)]
+    bounds = np.cumsum([0] + sizes)
+
+    def shaped(arr, rows):
+        return [arr[:, lo:hi].reshape(rows, *shape) for lo, hi, shape in zip(bounds[:-1], bounds[1:], shapes)]
 
     return Budget(
         dtype=dtype, formula=shaped(B, T),
         m=shaped(Em, T + 1), v=shaped(Ev, T + 1), vmax=shaped(Evmax, T + 1) if config.amsgrad else None,
         adam_update=shaped(adam_update, T), amp1=amp1, amp2=amp2,
-        touched=[a.reshape(T, *s) for a, s in zip(touched_all, shapes)],
+        touched=shaped(touched_all, T),
         model_update=shaped(model_update, T), model_theta=shaped(theta_model, T + 1),
         bias_sys=shaped(sys_, T), bias_var_step=shaped(var_step, T), bias_sd_state=shaped(sd_state, T),
         wv=shaped(wvs, T), decoupled=decoupled,
