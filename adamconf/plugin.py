@@ -198,6 +198,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{family}: adamconf cases of the {family} scenario family")
     config.addinivalue_line("markers", f"{DETERMINISM}: adamconf cases that run a scenario twice, bitwise")
     config.addinivalue_line("markers", "api: adamconf API-profile checks (suites/test_api_*.py)")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's grouping (one group per scenario and dtype)")
     session = config.stash[_PLAN] = _Session(config)
     config.pluginmanager.register(session, "adamconf-session")
 
@@ -225,8 +226,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[_PLAN]
     session.active = True
     cases = session.plan().cases(family)
-    marks = [getattr(pytest.mark, family)]
-    metafunc.parametrize("adamconf_case", [pytest.param(c, id=c.id, marks=marks) for c in cases], indirect=True)
+    # under xdist --dist loadgroup (adamconf run's default) the cases of one scenario and dtype go to one
+    # worker, which computes their float64 model, budget and variants once for every adapter
+    params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, family),
+                                               pytest.mark.xdist_group(f"{c.scenario.name}-{c.dtype}")])
+              for c in cases]
+    metafunc.parametrize("adamconf_case", params, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -86,6 +86,18 @@ class TorchRun:
         if self.scheduler is not None:
             self.scheduler.step()
 
+    def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
+        """Many steps (the contract's ``steps``): each as ``step``, the parameters after it copied on the
+        device and read back once at the end (one transfer instead of one per step)."""
+        torch = self._torch
+        trail: list[list[Any]] = [[] for _ in self._params]
+        for row in rows:
+            self.step(row)
+            with torch.no_grad():
+                for k, p in enumerate(self._params):
+                    trail[k].append(p.detach().clone())
+        return [to_numpy(torch.stack(ts)) for ts in trail]
+
     def params(self) -> list[np.ndarray]:
         return [to_numpy(p) for p in self._params]
 

@@ -58,6 +58,9 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         workers = "auto" if len(_values(given, "--adapter")) != 1 else "0"
     if str(workers) not in ("0", ""):
         out += ["-n", str(workers)]
+        if not _values(given, "--dist"):
+            # one worker per (scenario, dtype): its model and budget are computed once (adamconf/plugin.py)
+            out += ["--dist", "loadgroup"]
     return out + given
 
 

@@ -67,3 +67,12 @@ def test_other_subcommands_refuse_unknown_options():
     assert exc.value.code == 2
     args = parse_args(["fingerprint", "torch.adam", "--dtype", "float32", "--json"])
     assert (args.spec, args.dtype, args.device, args.json) == ("torch.adam", "float32", "cpu", True)
+
+
+def test_run_groups_cases_by_scenario_and_dtype_under_workers_unless_told_otherwise():
+    # one worker per (scenario, dtype) group computes its model and budget once for every adapter
+    line = pytest_args(parse_args(["run", "-n", "2"]))
+    assert line[line.index("--dist") + 1] == "loadgroup"
+    assert "--dist" not in pytest_args(parse_args(["run", "--adapter", "a"]))
+    line = pytest_args(parse_args(["run", "-n", "2", "--dist=load"]))
+    assert "--dist" not in line and line[-1] == "--dist=load"
