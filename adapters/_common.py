@@ -28,6 +28,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from adamconf.reference.grads import SparseGrad, check_entries
+
 __all__ = [
     "bfloat16_bits",
     "bfloat16_type",
@@ -36,6 +38,7 @@ __all__ = [
     "pack_arrays",
     "params_arrays",
     "read_params",
+    "loop_steps",
     "steps_in_chunks",
     "unpack_arrays",
     "widen_bfloat16_bits",
@@ -138,3 +141,29 @@ def steps_in_chunks(rows: Sequence[Any], single: Any, chunk: Any) -> list[np.nda
                 out[k].append(np.asarray(p))
             start += size
     return [np.concatenate(parts) for parts in out]
+
+
+def loop_steps(rows: Sequence[Sequence[Any]], shapes: Sequence[tuple], *, loop: Any, step: Any, params: Any,
+               to_tensor: Any, read: Any, context: Any) -> list[np.ndarray]:
+    """``run.steps`` of a run whose framework compiles a dense loop: ``loop(stacked) -> trail``.
+
+    Chunks of ``CHUNKS`` go through the loop (the gradients stacked per parameter by ``to_tensor``
+    inside ``context()``, the trail read back by ``read``), single steps through ``step`` and
+    ``params``. Without a loop, or for sparse rows, NotImplementedError: the harness steps them.
+    """
+    if loop is None or any(isinstance(g, SparseGrad) for row in rows for g in row):
+        raise NotImplementedError("this run steps one row at a time")
+
+    def single(row):
+        step(row)
+        return params()
+
+    def chunk(part):
+        for row in part:
+            check_entries(row, shapes)
+        with context():
+            stacked = [to_tensor(np.stack([np.asarray(row[k], dtype=np.float64) for row in part]))
+                       for k in range(len(shapes))]
+            return [read(x) for x in loop(stacked)]
+
+    return steps_in_chunks(rows, single, chunk)

@@ -69,7 +69,7 @@ import numpy as np
 from adamconf.reference.config import AdamConfig, Schedule
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import config_json, exact_numpy, pack_arrays, params_arrays, read_params, steps_in_chunks, unpack_arrays
+from ._common import config_json, exact_numpy, loop_steps, pack_arrays, params_arrays, read_params, unpack_arrays
 from ._tf_raw import as_tf_grad, floatx_scope, start_checks, tensorflow_missing, tf_loop
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
@@ -241,22 +241,8 @@ class Keras3Run:
 
     def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
         """Many dense steps in the backend's compiled loop (the contract's ``steps``), 16^k steps a call."""
-        if self._loop is None or any(isinstance(g, SparseGrad) for row in rows for g in row):
-            raise NotImplementedError("this run steps one row at a time")
-
-        def single(row):
-            self.step(row)
-            return self.params()
-
-        def chunk(part):
-            for row in part:
-                check_entries(row, self._shapes)
-            with self._context():
-                stacked = [self._to_tensor(np.stack([np.asarray(row[k], dtype=np.float64) for row in part]))
-                           for k in range(len(self._shapes))]
-                return [self._numpy(x) for x in self._loop(stacked)]
-
-        return steps_in_chunks(rows, single, chunk)
+        return loop_steps(rows, self._shapes, loop=self._loop, step=self.step, params=self.params,
+                          to_tensor=self._to_tensor, read=self._numpy, context=self._context)
 
     def params(self) -> list[np.ndarray]:
         with self._context():

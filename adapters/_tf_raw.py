@@ -21,7 +21,7 @@ import numpy as np
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import exact_numpy, pack_arrays, params_arrays, read_params, steps_in_chunks, unpack_arrays
+from ._common import exact_numpy, loop_steps, pack_arrays, params_arrays, read_params, unpack_arrays
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = [
@@ -195,22 +195,9 @@ class TFRun:
 
     def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
         """Many dense steps in one ``tf.function`` loop per chunk of 16^k steps (the contract's ``steps``)."""
-        if self._loop is None or any(isinstance(g, SparseGrad) for row in rows for g in row):
-            raise NotImplementedError("this run steps one row at a time")
-
-        def single(row):
-            self.step(row)
-            return self.params()
-
-        def chunk(part):
-            for row in part:
-                check_entries(row, self._shapes)
-            with self._context():
-                stacked = [as_tf_grad(self._tf, np.stack([np.asarray(row[k], dtype=np.float64) for row in part]),
-                                      self.dtype) for k in range(len(self._shapes))]
-                return [to_numpy(x) for x in self._loop(stacked)]
-
-        return steps_in_chunks(rows, single, chunk)
+        return loop_steps(rows, self._shapes, loop=self._loop, step=self.step, params=self.params,
+                          to_tensor=lambda a: as_tf_grad(self._tf, a, self.dtype), read=to_numpy,
+                          context=self._context)
 
     def params(self) -> list[np.ndarray]:
         return [to_numpy(v) for v in self.variables]
