@@ -194,7 +194,19 @@ class TFRun:
     _loop: Callable | None = None
 
     def steps(self, rows: Sequence[Sequence[GradEntry]]) -> list[np.ndarray]:
-        """Many dense steps in one ``tf.function`` loop per chunk of 16^k steps (the contract's ``steps``)."""
+        """Many steps (the contract's ``steps``): in one ``tf.function`` loop per chunk of 16^k dense steps
+        where the run has one (``_loop``); otherwise step by step, the variables copied on the device after
+        each step and read back once at the end."""
+        if self._loop is None:
+            tf = self._tf
+            trail: list[list[Any]] = [[] for _ in self.variables]
+            for row in rows:
+                self.step(row)
+                with self._context():
+                    for k, v in enumerate(self.variables):
+                        trail[k].append(tf.identity(v))
+            with self._context():
+                return [to_numpy(tf.stack(ts)) for ts in trail]
         return loop_steps(rows, self._shapes, loop=self._loop, step=self.step, params=self.params,
                           to_tensor=lambda a: as_tf_grad(self._tf, a, self.dtype), read=to_numpy,
                           context=self._context)

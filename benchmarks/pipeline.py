@@ -144,6 +144,8 @@ def overhead(adapters, scenarios, dtype: str) -> None:
             golden = load_golden(s, resolve_dialect(adapter.dialect))
             with np.errstate(all="ignore"):
                 run_case(adapter, s, dtype)  # warm: compiled functions and the judge's caches
+                _bare_loop(adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu"),
+                           golden.grads)  # warm: the loop lengths the bare loop compiles
                 t0 = time.perf_counter()
                 run = adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu")
                 _bare_loop(run, golden.grads)

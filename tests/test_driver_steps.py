@@ -139,7 +139,8 @@ def _framework_runs():
 
         from adamconf.adapters.keras_adapters import ADAPTERS as TF
 
-        out += [a for a in TF if a.name in ("keras.adam", "keras.adam.jit", "tf_keras.legacy.adam", "tf_keras.adam")]
+        out += [a for a in TF if a.name in ("keras.adam", "keras.adam.jit", "tf_keras.legacy.adam", "tf_keras.adam",
+                                            "tf.raw.apply_adam_amsgrad")]
     except ImportError:
         pass
     return out
