@@ -612,26 +612,37 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     for c in classes:
         groups.setdefault((c.round_dtype(dtype), c.hyper, c.theta == "master"), []).append(c)
     base = (s.name, golden.dialect_key, len(golden.grads))
-    prepared = []  # (class group) -> budget, references, factor, run: what every rank needs
-    for (round_dtype, hyper, _master), cls_group in groups.items():
-        exact = dtype == "float64" and hyper == "dtype"
-        budget = _cached(cache and base + ("budget", round_dtype, hyper, exact) or None, lambda: compute_budget(
-            s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
-            rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32"))
-        if exact:
-            refs = [_golden_reference(golden)]
-        else:
-            refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype, tuple(c.key() for c in cls_group))
-                           or None, lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
-        factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
-        run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
-        prepared.append((cls_group, budget, refs, factor, run))
-    # classes from the tightest rounding of theta to the widest: the first rank with a passing pair decides
+    prepared: dict[tuple, tuple] = {}  # class group -> budget, references, factor, run: made when a rank needs it
+
+    def prepare(key: tuple) -> tuple:
+        if key not in prepared:
+            round_dtype, hyper, _master = key
+            cls_group = groups[key]
+            exact = dtype == "float64" and hyper == "dtype"
+            budget = _cached(cache and base + ("budget", round_dtype, hyper, exact) or None, lambda: compute_budget(
+                s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
+                rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32"))
+            if exact:
+                refs = [_golden_reference(golden)]
+            else:
+                refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype,
+                                                 tuple(c.key() for c in cls_group)) or None,
+                               lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
+            factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
+            run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
+            prepared[key] = (cls_group, budget, refs, factor, run)
+        return prepared[key]
+
+    # classes from the tightest rounding of theta to the widest: the first rank with a passing pair decides,
+    # and the groups of the ranks after it are never prepared (their budgets and variants are not computed)
     ranks = sorted({_rank(c) for c in classes})
     combos: list[_Combo] = []
     ctx: dict = {}
     for rank in ranks:
-        for cls_group, budget, refs, factor, run in prepared:
+        for key, members in groups.items():
+            if not any(_rank(c) == rank for c in members):
+                continue
+            cls_group, budget, refs, factor, run = prepare(key)
             for c in cls_group:
                 if _rank(c) != rank:
                     continue
@@ -650,7 +661,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
         def complete(c: _Combo) -> _Combo:
             if c.complete:
                 return c
-            group = next(g for g in prepared if c.cls in g[0])
+            group = next(g for g in prepared.values() if c.cls in g[0])
             return _evaluate(c.ref, c.cls, group[1], group[4], group[3], bias_check, s.config, ctx, full=True)
 
         best = min((complete(c) for c in combos if _rank(c.cls) == ranks[0]), key=lambda c: c.raw_used())
