@@ -1,8 +1,10 @@
 """Driving an adapter through a scenario's inputs: the contract checks, the round trips, faults as verdicts.
 
-``drive`` feeds a run the golden's inputs step by step, reads the parameters after
-every step (checked against the contract: count, shape, a floating dtype, values
-that are numbers of the case's dtype), reads the state at the golden's state steps,
+``drive`` feeds a run the golden's inputs step by step (or, where the run offers the
+contract's optional ``steps``, a segment at a time between the steps where it must look
+at the run), reads the parameters after every step (checked against the contract:
+count, shape, a floating dtype, values that are numbers of the case's dtype), reads the
+state at the golden's state steps,
 and runs the checkpoint or config round trip the scenario asks for (bitwise). It is
 the only place that steps an adapter; ``classify`` maps whatever a run raised to a
 verdict. ``support`` is the only place that decides whether a case can run.
