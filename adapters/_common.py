@@ -38,6 +38,7 @@ __all__ = [
     "pack_arrays",
     "params_arrays",
     "read_params",
+    "device_steps",
     "loop_steps",
     "steps_in_chunks",
     "unpack_arrays",
@@ -167,3 +168,20 @@ def loop_steps(rows: Sequence[Sequence[Any]], shapes: Sequence[tuple], *, loop: 
             return [read(x) for x in loop(stacked)]
 
     return steps_in_chunks(rows, single, chunk)
+
+
+def device_steps(rows: Sequence[Any], *, step: Any, snapshot: Any, read: Any) -> list[np.ndarray]:
+    """``run.steps`` of a run that steps one row at a time but can keep copies on its device.
+
+    After each ``step(row)``, ``snapshot()`` copies the parameters where they live (no transfer);
+    ``read(copies)`` stacks one parameter's copies and brings them back once, at the end.
+    """
+    trail: list[list[Any]] = []
+    for row in rows:
+        step(row)
+        copies = snapshot()
+        if not trail:
+            trail = [[] for _ in copies]
+        for k, c in enumerate(copies):
+            trail[k].append(c)
+    return [read(ts) for ts in trail]

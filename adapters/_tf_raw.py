@@ -21,7 +21,7 @@ import numpy as np
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from ._common import exact_numpy, loop_steps, pack_arrays, params_arrays, read_params, unpack_arrays
+from ._common import device_steps, exact_numpy, loop_steps, pack_arrays, params_arrays, read_params, unpack_arrays
 from .contract import DEVICES, DTYPES, BaseAdapter, Unsupported
 
 __all__ = [
@@ -199,14 +199,16 @@ class TFRun:
         each step and read back once at the end."""
         if self._loop is None:
             tf = self._tf
-            trail: list[list[Any]] = [[] for _ in self.variables]
-            for row in rows:
-                self.step(row)
+
+            def snapshot() -> list[Any]:
                 with self._context():
-                    for k, v in enumerate(self.variables):
-                        trail[k].append(tf.identity(v))
-            with self._context():
-                return [to_numpy(tf.stack(ts)) for ts in trail]
+                    return [tf.identity(v) for v in self.variables]
+
+            def read(copies: list[Any]) -> np.ndarray:
+                with self._context():
+                    return to_numpy(tf.stack(copies))
+
+            return device_steps(rows, step=self.step, snapshot=snapshot, read=read)
         return loop_steps(rows, self._shapes, loop=self._loop, step=self.step, params=self.params,
                           to_tensor=lambda a: as_tf_grad(self._tf, a, self.dtype), read=to_numpy,
                           context=self._context)

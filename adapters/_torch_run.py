@@ -22,6 +22,7 @@ import numpy as np
 
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
+from ._common import device_steps
 from ._torch_env import import_torch, sparse_to_torch, to_numpy, to_tensor, torch_dtype
 from ._torch_recipe import Recipe, build, config_json
 from .contract import Unsupported
@@ -90,13 +91,8 @@ class TorchRun:
         """Many steps (the contract's ``steps``): each as ``step``, the parameters after it copied on the
         device and read back once at the end (one transfer instead of one per step)."""
         torch = self._torch
-        trail: list[list[Any]] = [[] for _ in self._params]
-        for row in rows:
-            self.step(row)
-            with torch.no_grad():
-                for k, p in enumerate(self._params):
-                    trail[k].append(p.detach().clone())
-        return [to_numpy(torch.stack(ts)) for ts in trail]
+        return device_steps(rows, step=self.step, snapshot=lambda: [p.detach().clone() for p in self._params],
+                            read=lambda copies: to_numpy(torch.stack(copies)))
 
     def params(self) -> list[np.ndarray]:
         return [to_numpy(p) for p in self._params]
