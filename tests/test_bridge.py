@@ -267,6 +267,10 @@ def test_stray_output_on_stdout_does_not_corrupt_the_protocol(closing):
     for g in grads:
         run.step(g)
     assert len(run.params()) == len(SHAPES)
+    # the child's stderr is read by a thread of its own: give it time to drain what was written
+    deadline = time.monotonic() + 10
+    while "noisy: write(1, ...)" not in adapter._child.stderr_tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "noisy: write(1, ...)" in adapter._child.stderr_tail()
 
 
