@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -232,6 +233,14 @@ _COMMANDS = {"list": _cmd_list, "golden": _cmd_golden, "run": _cmd_run, "report"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `adamconf list scenarios | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command in ("run", "report", "fingerprint"):
         return _COMMANDS[args.command](args)  # they report their own errors

@@ -86,10 +86,14 @@ class _Session:
         if unknown:
             raise pytest.UsageError(f"--device {unknown[0]!r} is not a device of any adapter in this run; "
                                     f"known: {', '.join(sorted(known))}")
+        if not hasattr(config, "workerinput") and _runs_suites(config):
+            self._refuse_bad_input()  # before anything runs: one line and exit status 2, nothing written
         self.records: dict[str, dict] = {}  # case id -> results record, from this process or xdist workers
         self.active = False  # a suite module was collected here, or a case record arrived
-        self.stale: list[str] = []
         self.results_path = None
+        self.incomplete: str | None = None  # why the run ended before its last case
+        self.fault_logs = None  # adamconf.suites.isolation.FaultLogs, in an xdist controller
+        self.worker_log = None  # adamconf.suites.isolation.WorkerLog, in an xdist worker
 
     def adapters(self) -> list[tuple[str, Any, bool]]:
         """(spec, adapter, is_builtin) for each adapter of the run, in the order named."""
@@ -97,6 +101,28 @@ class _Session:
             specs = self.specs or _worker_default(self.config) or _available_builtins()
             self._adapters = _resolve(specs)
         return self._adapters
+
+    def _refuse_bad_input(self) -> None:
+        """What would make the run's results wrong or unwritable, as a usage error before any case runs.
+
+        An output path that cannot be written, expectations entries that match no case any adapter
+        of the run could have (stale), a golden store that does not match its manifest.
+        """
+        from adamconf.golden.store import check_store
+        from adamconf.reports.results import unwritable
+
+        results = self.config.option.adamconf_results
+        why = unwritable(results) if results else None
+        if why:
+            raise pytest.UsageError(f"--results {results}: {why}; give a path in a writable directory")
+        stale = self.expectations.stale([a.name for _, a, _ in self.adapters()], self.plan().possible_ids())
+        if stale:
+            more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
+            raise pytest.UsageError(f"stale expectations: {' | '.join(stale[:3])}{more}")
+        problems = check_store(_selected_scenarios(self.scenario_patterns))
+        if problems:
+            more = f" ({len(problems) - 1} more problem(s): `adamconf golden verify` lists them)" if len(problems) > 1 else ""
+            raise pytest.UsageError(problems[0] + more)
 
     def plan(self):
         from adamconf.suites.cases import Plan
@@ -114,7 +140,8 @@ class _Session:
                 self.active = True
                 return
         if report.when == "???" and report.failed:  # xdist: the worker died while running this item
-            rec = _crash_record(report, {a.name: spec for spec, a, _ in self.adapters()})
+            rec = _crash_record(report, {a.name: spec for spec, a, _ in self.adapters()}, self.fault_logs,
+                                self.config.getoption("timeout", None))
             if rec is not None:
                 self.records[rec["id"]] = rec
                 self.active = True
@@ -122,9 +149,11 @@ class _Session:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput") or not self.active:
             return  # a worker sends its records to the controller, which judges and writes
-        self.stale = self.expectations.stale([a.name for _, a, _ in self.adapters()], self.plan().possible_ids())
-        if self.stale and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.incomplete = (f"interrupted by {interrupted_by() or 'SIGINT (Ctrl-C)'} after "
+                               f"{len(self.records)} case(s) were judged")
+        elif session.shouldstop or session.shouldfail:
+            self.incomplete = f"stopped early ({session.shouldstop or session.shouldfail}) after {len(self.records)} case(s)"
         if self.config.option.adamconf_results:
             self.results_path = _write_results(self, self.config.option.adamconf_results)
 
@@ -134,14 +163,43 @@ class _Session:
         from adamconf.reports.results import VERDICTS
 
         tr = terminalreporter
-        if self.stale:
-            tr.write_sep("=", "adamconf: stale expectations", red=True)
-            for problem in self.stale:
-                tr.write_line(f"ERROR {problem}")
         counts = Counter(r["verdict"] for r in self.records.values())
         text = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v)) or "no cases"
-        tr.write_sep("-", f"adamconf: {text}" + (f"; {len(self.stale)} stale expectation(s)" if self.stale else "")
+        tr.write_sep("-", f"adamconf: {text}" + (f"; INCOMPLETE: {self.incomplete}" if self.incomplete else "")
                      + (f"; results written to {self.results_path}" if self.results_path else ""))
+
+
+def _runs_suites(config: pytest.Config) -> bool:
+    """Whether this pytest run collects the conformance suites (``--pyargs adamconf.suites``, or their files)."""
+    from pathlib import Path
+
+    import adamconf.suites
+
+    root = Path(adamconf.suites.__file__).resolve().parent
+    for arg in config.args:
+        head = str(arg).split("::")[0]
+        if head == "adamconf.suites" or head.startswith("adamconf.suites."):
+            return True
+        path = Path(head).resolve()
+        if path == root or root in path.parents:
+            return True
+    return False
+
+
+def _selected_scenarios(patterns: list[str]) -> list:
+    """The catalogue's scenarios that ``--scenario`` patterns select (all without patterns), determinism's included."""
+    import fnmatch
+
+    from adamconf.golden.scenarios import CATALOGUE
+    from adamconf.suites.cases import DETERMINISM, DETERMINISM_SCENARIOS
+
+    def chosen(s) -> bool:
+        return any(fnmatch.fnmatchcase(s.name, p) or p == s.family
+                   or (s.name in DETERMINISM_SCENARIOS
+                       and (p == DETERMINISM or fnmatch.fnmatchcase(f"{DETERMINISM}/{s.name}", p)))
+                   for p in patterns)
+
+    return [s for s in CATALOGUE if not patterns or chosen(s)]
 
 
 def _check_scenario_patterns(patterns: list[str]) -> None:
@@ -153,8 +211,12 @@ def _check_scenario_patterns(patterns: list[str]) -> None:
     names = [s.name for s in CATALOGUE] + [f"{DETERMINISM}/{n}" for n in DETERMINISM_SCENARIOS]
     for p in patterns:
         if p not in (*FAMILIES, DETERMINISM, "api") and not any(fnmatch.fnmatchcase(n, p) for n in names):
+            import difflib
+
+            near = difflib.get_close_matches(p, [*names, *FAMILIES, DETERMINISM, "api"], n=1, cutoff=0.6)
             raise pytest.UsageError(
-                f"--scenario {p!r} matches no scenario and no family; families: {', '.join(FAMILIES)}, "
+                f"--scenario {p!r} matches no scenario and no family"
+                + (f"; did you mean {near[0]!r}?" if near else "") + f" Families: {', '.join(FAMILIES)}, "
                 f"{DETERMINISM}, api (the API-profile suites); `adamconf list scenarios` lists the "
                 f"{len(CATALOGUE)} scenarios")
 
@@ -201,12 +263,54 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's grouping (one group per scenario and dtype)")
     session = config.stash[_PLAN] = _Session(config)
     config.pluginmanager.register(session, "adamconf-session")
+    from adamconf.suites import isolation
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if workerinput.get("adamconf_faults"):
+            session.worker_log = isolation.WorkerLog(
+                isolation.FaultLogs.at(workerinput["adamconf_faults"]).for_worker(workerinput["workerid"]))
+    else:
+        if getattr(config.option, "numprocesses", None):
+            session.fault_logs = isolation.FaultLogs()
+        _catch_sigterm(config)
+
+
+_SIGNALLED: list[str] = []  # the signal that ended this process's run, if one did
+
+
+def interrupted_by() -> str | None:
+    """The name of the signal that interrupted the run (None: none did, or it was Ctrl-C)."""
+    return _SIGNALLED[-1] if _SIGNALLED else None
+
+
+def _catch_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends the run as Ctrl-C does: the cases judged so far are written (marked incomplete).
+
+    Python's default for SIGTERM is to die at once, without pytest's finishing hooks.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        _SIGNALLED.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(_PLAN, None)
     if session is not None and config.pluginmanager.is_registered(session):
         config.pluginmanager.unregister(session)
+    if session is not None and session.worker_log is not None:
+        session.worker_log.close()
+    if session is not None and session.fault_logs is not None:
+        session.fault_logs.remove()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -215,6 +319,29 @@ def pytest_configure_node(node: Any) -> None:
     session = node.config.stash[_PLAN]
     if not session.specs:
         node.workerinput["adamconf_adapters"] = [spec for spec, _, _ in session.adapters()]
+    if session.fault_logs is not None:
+        node.workerinput["adamconf_faults"] = str(session.fault_logs.path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+    """xdist: a case that crashed its worker is recorded once (crashed), never run again on the replacement."""
+    from adamconf.suites.isolation import forget
+
+    forget(crashitem, sched)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """In an xdist worker, each case runs under the fault log and its watchdog (adamconf.suites.isolation)."""
+    log = item.config.stash[_PLAN].worker_log
+    if log is None:
+        return (yield)
+    log.begin(item.nodeid, item.config.getoption("timeout", None))
+    try:
+        return (yield)
+    finally:
+        log.end()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -285,11 +412,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def _crash_record(report: pytest.TestReport, specs: dict[str, str]) -> dict | None:
-    """A record for the item a dead worker was running, from its node id ``...[adapter::scenario::dtype::device]``."""
+def _crash_record(report: pytest.TestReport, specs: dict[str, str], logs: Any, timeout_s: float | None) -> dict | None:
+    """A record for the item a dead worker was running, from its node id ``...[adapter::scenario::dtype::device]``.
+
+    Its verdict and message come from the worker's fault log and exit status (adamconf.suites.isolation).
+    """
     from adamconf.golden.scenarios import get
     from adamconf.reports.record import CaseRecord
     from adamconf.suites.cases import DETERMINISM
+    from adamconf.suites.isolation import death
+    from adamconf.reports.record import case_id
 
     nodeid = report.nodeid
     if "[" not in nodeid or not nodeid.endswith("]"):
@@ -302,9 +434,13 @@ def _crash_record(report: pytest.TestReport, specs: dict[str, str]) -> dict | No
         family = DETERMINISM if scenario.startswith(f"{DETERMINISM}/") else get(scenario).family
     except KeyError:
         return None
-    return CaseRecord(adapter, scenario, family, dtype, device, "crashed", spec=specs.get(adapter),
-                      message=f"{report.longrepr} (the process running the adapter died: a segfault, abort or "
-                              "out-of-memory kill)").to_dict()
+    node = getattr(report, "node", None)
+    worker = getattr(getattr(node, "gateway", None), "id", None)
+    log = logs.for_worker(worker) if logs is not None and worker else None
+    verdict, message = death(nodeid, node, log, timeout_s)
+    rerun = CaseRecord(adapter, scenario, family, dtype, device, verdict, spec=specs.get(adapter)).rerun
+    return CaseRecord(adapter, scenario, family, dtype, device, verdict, spec=specs.get(adapter),
+                      message=f"{case_id(adapter, scenario, dtype, device)}: {message}\nrerun: {rerun}").to_dict()
 
 
 def _write_results(state: _Session, path: str):
@@ -318,4 +454,4 @@ def _write_results(state: _Session, path: str):
     manifest = DATA_DIR / "manifest.json"
     provenance = collect_provenance(golden_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None)
     adapters = {a.name: describe(a) for _, a, _ in state.adapters()}
-    return write_results(new_results(records, provenance, adapters=adapters), path)
+    return write_results(new_results(records, provenance, adapters=adapters, incomplete=state.incomplete), path)

@@ -59,6 +59,11 @@ __all__ = [
 PROTOCOL_VERSION = 1
 EXEC_PREFIX = "exec:"
 _STDERR_TAIL_CHARS = 4000
+#: the longest reply line read from a child (a steps reply of the longest scenario is ~10 MB): a child
+#: writing more is killed with a ProtocolError instead of growing the harness's memory without bound
+MAX_REPLY_BYTES = 512 * 2**20
+_STDERR_LINE_BYTES = 8192
+_OVERSIZED = object()  # the stdout reader's mark: a reply longer than MAX_REPLY_BYTES
 
 # Array dtypes on the wire. bfloat16 travels as its 16 bits and is widened to
 # float32 on decoding (exact), which is how the contract returns bfloat16 values.
@@ -189,14 +194,18 @@ class _Child:
 
     # Each reader closes its own pipe at end-of-file: no other thread touches it.
     def _read_stdout(self) -> None:
+        limit = MAX_REPLY_BYTES  # read once: a test may lower it for one child
         with self.proc.stdout:
-            for line in self.proc.stdout:
+            while line := self.proc.stdout.readline(limit + 1):
+                if len(line) > limit:
+                    self._lines.put(_OVERSIZED)  # stop reading: the request kills the child
+                    return
                 self._lines.put(line)
         self._lines.put(None)  # EOF: the child closed stdout or died
 
     def _read_stderr(self) -> None:
-        with self.proc.stderr:
-            for line in self.proc.stderr:
+        with self.proc.stderr:  # bounded: the last lines, each cut to _STDERR_LINE_BYTES
+            while line := self.proc.stderr.readline(_STDERR_LINE_BYTES):
                 self._stderr.append(line.decode("utf-8", "replace"))
 
     @property
@@ -227,6 +236,11 @@ class _Child:
                 self.stderr_tail()) from None
         if reply_line is None:
             raise self._crashed(op)
+        if reply_line is _OVERSIZED:
+            self.kill()
+            raise ProtocolError(f"{self.label}: the reply to {op!r} is longer than {MAX_REPLY_BYTES} bytes, the "
+                                f"most a reply may be; killed the child. A child must write one JSON reply per "
+                                f"line.{_stderr_excerpt(self.stderr_tail())}")
         try:
             reply = json.loads(reply_line)
             if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):

@@ -20,14 +20,20 @@ import numpy as np
 
 from adamconf.reference.dtypes import fmt
 
+from adamconf.reference.grads import SparseGrad
+
 from .contract import Unsupported, availability
 
-__all__ = ["AdapterContractError", "Driven", "RoundTripMismatch", "availability", "classify", "drive",
+__all__ = ["CONTRACT_BROKEN", "AdapterContractError", "Driven", "RoundTripMismatch", "availability", "classify", "drive",
            "read_params", "support"]
 
 
+#: how ``classify`` begins the message of a broken contract
+CONTRACT_BROKEN = "the adapter broke the contract: "
+
+
 class AdapterContractError(RuntimeError):
-    """The adapter broke the contract (wrong count, shape or dtype)."""
+    """The adapter broke the contract: the message names the rule, the tensor and the values."""
 
 
 class RoundTripMismatch(AssertionError):
@@ -48,24 +54,52 @@ def support(adapter: Any, scenario: Any, dtype: str, device: str) -> str | None:
     return availability(adapter, device)
 
 
-def read_params(run: Any, shapes: Sequence[tuple], dtype: str, step: int) -> list[np.ndarray]:
-    """run.params() checked against the contract: count, shapes, exactness in dtype; float64 copies."""
-    return _checked(run.params(), shapes, dtype, f"after step {step}", "params()")
+def read_params(run: Any, shapes: Sequence[tuple], dtype: str, step: int, *, finite: bool = False) -> list[np.ndarray]:
+    """run.params() checked against the contract (``_checked``); float64 copies."""
+    return _checked(run.params(), shapes, dtype, f"after step {step}", "params()", finite=finite)
 
 
-def _checked(got: Sequence[Any], shapes: Sequence[tuple], dtype: str, when: str, what: str) -> list[np.ndarray]:
-    """Arrays an adapter returned, checked against the contract (count, shapes, exactness in dtype), as float64."""
+def _dtypes_of(dtype: str) -> tuple[str, ...]:
+    """The numpy dtypes a run of ``dtype`` returns its parameters in (bfloat16: widened to float32, or itself)."""
+    return ("float32", "bfloat16") if dtype == "bfloat16" else (dtype,)
+
+
+def _checked(got: Any, shapes: Sequence[tuple], dtype: str, when: str, what: str, *,
+             finite: bool = False) -> list[np.ndarray]:
+    """Arrays an adapter returned, checked against the contract, as float64 copies.
+
+    The rules, each named in the error: a sequence of one numpy array per parameter; each of the
+    parameter's shape; of the run's dtype (``_dtypes_of``); holding numbers of that dtype; and,
+    where ``finite`` (the scenario's inputs are finite, so is its reference), no NaN or infinity.
+    """
+    if isinstance(got, np.ndarray) or not isinstance(got, (list, tuple)):
+        raise AdapterContractError(f"{what} returned a {type(got).__name__} {when}; the contract: a list with one "
+                                   f"numpy array per parameter ({len(shapes)})")
     if len(got) != len(shapes):
-        raise AdapterContractError(f"{what} returned {len(got)} arrays {when}, expected {len(shapes)}")
+        raise AdapterContractError(f"{what} returned {len(got)} arrays {when}, expected {len(shapes)} "
+                                   f"(one per parameter, in the order start() was given them)")
     F = fmt(dtype)
+    allowed = _dtypes_of(dtype)
     out = []
     for k, (a, shape) in enumerate(zip(got, shapes)):
-        a = np.asarray(a)
+        if not isinstance(a, (np.ndarray, np.generic)):
+            raise AdapterContractError(
+                f"{what}[{k}] is {'None' if a is None else 'a ' + type(a).__name__} {when}, not a numpy array: "
+                f"return np.asarray(...) of the implementation's tensor ({dtype}, shape {tuple(shape)})")
         if tuple(a.shape) != tuple(shape):
             raise AdapterContractError(f"{what}[{k}] has shape {a.shape} {when}, expected {tuple(shape)}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise AdapterContractError(f"{what}[{k}] has dtype {a.dtype}, expected a floating dtype")
+        if a.dtype.name not in allowed:
+            raise AdapterContractError(
+                f"{what}[{k}] has dtype {a.dtype} {when}, but this is a {dtype} run: return the parameters as "
+                f"the implementation holds them ({' or '.join(allowed)}), not converted")
         a64 = np.array(a, dtype=np.float64, copy=True)
+        if finite and not np.all(np.isfinite(a64)):
+            bad = int(np.flatnonzero(~np.isfinite(a64.ravel()))[0])
+            raise AdapterContractError(
+                f"{what}[{k}] {when} holds {float(a64.ravel()[bad])!r} at element {bad} (index "
+                f"{tuple(int(i) for i in np.unravel_index(bad, a64.shape))}), {int(np.sum(~np.isfinite(a64)))} "
+                f"non-finite element(s) in all, although the scenario's inputs and its reference are finite: "
+                f"the implementation produced a NaN or an infinity (0/0, inf - inf, an overflow)")
         if not F.holds(a64):
             raise AdapterContractError(f"{what}[{k}] {when} holds values that are not {dtype} "
                                        f"numbers (dtype {a.dtype}): the adapter does not run in {dtype}")
@@ -73,14 +107,76 @@ def _checked(got: Sequence[Any], shapes: Sequence[tuple], dtype: str, when: str,
     return out
 
 
-def _many(run: Any, rows: Sequence[Any], shapes: Sequence[tuple], dtype: str, first: int) -> list[list[np.ndarray]] | None:
+def _state_checked(st: Any, shapes: Sequence[tuple], t: int) -> dict:
+    """run.state() checked against the contract: a dict whose m and v (and vmax, or None) hold one array per parameter."""
+    if not isinstance(st, dict):
+        raise AdapterContractError(f"state() returned a {type(st).__name__} after step {t}; the contract: a dict "
+                                   f"with 'step', 'm', 'v' and 'vmax' (docs: adamconf.adapters.contract)")
+    if "step" in st and (not isinstance(st["step"], (int, np.integer)) or int(st["step"]) != t):
+        raise AdapterContractError(f"state()['step'] is {st['step']!r} after {t} steps")
+    out = {}
+    for key in ("m", "v", "vmax"):
+        arrays = st.get(key)
+        if arrays is None:
+            if key != "vmax":
+                raise AdapterContractError(f"state()[{key!r}] is missing after step {t}")
+            out[key] = None
+            continue
+        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(shapes):
+            raise AdapterContractError(f"state()[{key!r}] after step {t} is not a list of {len(shapes)} arrays, "
+                                       f"one per parameter")
+        for k, (a, shape) in enumerate(zip(arrays, shapes)):
+            if not isinstance(a, (np.ndarray, np.generic)) or tuple(a.shape) != tuple(shape):
+                got = f"shape {a.shape}" if isinstance(a, (np.ndarray, np.generic)) else f"a {type(a).__name__}"
+                raise AdapterContractError(f"state()[{key!r}][{k}] after step {t} is {got}, expected a numpy "
+                                           f"array of shape {tuple(shape)}")
+        out[key] = [np.asarray(x, np.float64) for x in arrays]
+    return out
+
+
+def _fresh(row: Sequence[Any]) -> list[Any]:
+    """A copy of a row of gradients for the run: what it does to it cannot reach the golden or a twin."""
+    return [SparseGrad(np.array(g.indices, copy=True), np.array(g.values, copy=True), g.dense_shape)
+            if isinstance(g, SparseGrad) else np.array(g, copy=True) for g in row]
+
+
+def _num(a: np.ndarray, at: int) -> str:
+    return repr(a.ravel()[at].item()) if a.size > at else "absent"
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def _check_unchanged(given: Sequence[Any], original: Sequence[Any], what: str) -> None:
+    """The run must not write into the arrays it was given (gradients, initial parameters)."""
+    for k, (g, o) in enumerate(zip(given, original)):
+        pairs = ([("indices", g.indices, o.indices), ("values", g.values, o.values)] if isinstance(o, SparseGrad)
+                 else [("", g, np.asarray(o))])
+        for part, x, y in pairs:
+            if not _same(np.asarray(x), np.asarray(y)):
+                x, y = np.asarray(x), np.asarray(y)
+                diff = (np.flatnonzero(~((x.ravel() == y.ravel()) | (np.isnan(x.ravel()) & np.isnan(y.ravel()))))
+                        if x.shape == y.shape else np.array([0]))
+                at = int(diff[0]) if diff.size else 0
+                raise AdapterContractError(
+                    f"{what}[{k}]{'.' + part if part else ''} was changed by the run: element {at} was "
+                    f"{_num(y, at)}, now {_num(x, at)} ({diff.size} element(s)); the arrays the harness "
+                    f"passes are its own: copy them before changing them")
+
+
+def _many(run: Any, rows: Sequence[Any], shapes: Sequence[tuple], dtype: str, first: int, *,
+          finite: bool = False) -> list[list[np.ndarray]] | None:
     """``run.steps(rows)`` checked like ``params()``: the parameters after each row; None if it cannot batch them."""
+    given = [_fresh(row) for row in rows]
     try:
-        got = run.steps(list(rows))
+        got = run.steps(given)
     except NotImplementedError:
         return None
     when = f"after steps {first}..{first + len(rows) - 1}"
-    stacked = _checked(got, [(len(rows), *shape) for shape in shapes], dtype, when, "steps()")
+    for i, (g, row) in enumerate(zip(given, rows)):
+        _check_unchanged(g, row, f"the gradients of step {first + i}, steps() rows[{i}]")
+    stacked = _checked(got, [(len(rows), *shape) for shape in shapes], dtype, when, "steps()", finite=finite)
     return [[a[i] for a in stacked] for i in range(len(rows))]
 
 
@@ -104,14 +200,18 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     """
     s = scenario
     shapes = [np.shape(p) for p in params0]
-    run = adapter.start(s.config, [np.array(p, copy=True) for p in params0], dtype=dtype, device=device)
-    thetas = [read_params(run, shapes, dtype, 0)]
+    # no NaN or infinity may appear where the inputs have none (the reference then has none either)
+    finite = "nonfinite" not in s.features
+    given0 = [np.array(p, copy=True) for p in params0]
+    run = adapter.start(s.config, given0, dtype=dtype, device=device)
+    thetas = [read_params(run, shapes, dtype, 0, finite=finite)]
     states: dict[int, dict] = {}
     want = set(int(t) for t in state_steps)
     twin = None  # a restored or rebuilt run that must follow bitwise
     twin_kind = None
     if s.roundtrip_at is not None and "config" in s.features:
-        twin = adapter.rebuild(run.config(), [np.array(p, copy=True) for p in params0], dtype=dtype, device=device)
+        twin_given0 = [np.array(p, copy=True) for p in params0]
+        twin = adapter.rebuild(run.config(), twin_given0, dtype=dtype, device=device)
         twin_kind = "config"
     # the steps after which the harness must look at the run between two steps (state, a round trip)
     stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
@@ -120,7 +220,7 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     for t, row in enumerate(grads, start=1):
         end = next(x for x in stops if x >= t)
         if batching and twin is None and t not in batched and end > t:
-            rows = _many(run, grads[t - 1:end], shapes, dtype, t)
+            rows = _many(run, grads[t - 1:end], shapes, dtype, t, finite=finite)
             if rows is None:  # the run cannot batch these inputs: one by one from here on
                 batching = False
             else:
@@ -128,11 +228,13 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
         if t in batched:
             thetas.append(batched.pop(t))
         else:
-            run.step(row)
-            thetas.append(read_params(run, shapes, dtype, t))
+            given = _fresh(row)
+            run.step(given)
+            _check_unchanged(given, row, f"the gradients of step {t}, step() grads")
+            thetas.append(read_params(run, shapes, dtype, t, finite=finite))
         if twin is not None:
-            twin.step(row)
-            other = read_params(twin, shapes, dtype, t)
+            twin.step(_fresh(row))
+            other = read_params(twin, shapes, dtype, t, finite=finite)
             if not _bitwise_equal(thetas[-1], other):
                 k = next(i for i, (x, y) in enumerate(zip(thetas[-1], other)) if not np.array_equal(x, y))
                 diff = np.flatnonzero(thetas[-1][k].ravel() != other[k].ravel())
@@ -143,16 +245,15 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
         if s.roundtrip_at == t and "checkpoint" in s.features:
             twin = adapter.restore(s.config, run.save(), dtype=dtype, device=device)
             twin_kind = "checkpoint"
-            restored = read_params(twin, shapes, dtype, t)
+            restored = read_params(twin, shapes, dtype, t, finite=finite)
             if not _bitwise_equal(thetas[-1], restored):
                 raise RoundTripMismatch(f"checkpoint round trip: restored parameters differ from the saved ones "
                                         f"at step {t}")
         if t in want:
-            st = run.state()
-            states[t] = {key: None if st.get(key) is None else [np.asarray(x, np.float64) for x in st[key]]
-                         for key in ("m", "v", "vmax")}
-            if int(st.get("step", t)) != t:
-                raise AdapterContractError(f"state()['step'] is {st.get('step')!r} after {t} steps")
+            states[t] = _state_checked(run.state(), shapes, t)
+    _check_unchanged(given0, params0, "the initial parameters given to start(), params")
+    if twin_kind == "config":
+        _check_unchanged(twin_given0, params0, "the initial parameters given to rebuild(), params")
     return Driven([np.stack([th[k] for th in thetas]) for k in range(len(shapes))], states)
 
 
@@ -164,6 +265,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "skipped", str(exc)
     if isinstance(exc, RoundTripMismatch):
         return "failed", str(exc)
+    if isinstance(exc, AdapterContractError):  # the rule, tensor and values are the diagnosis; no traceback
+        return "error", f"{CONTRACT_BROKEN}{exc}"
     verdict = "crashed" if isinstance(exc, ChildCrashed) else "timeout" if isinstance(exc, ChildTimeout) else "error"
     tb = traceback.format_exception(exc)
     return verdict, f"{type(exc).__name__}: {exc}\n" + "".join(tb[-4:-1])

@@ -12,7 +12,7 @@ import importlib.metadata
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 __all__ = ["ENTRY_POINT_GROUP", "UnknownAdapter", "builtin_adapters", "known_names", "load_adapter", "spec_of"]
 
@@ -76,11 +76,26 @@ def _load_file(path: Path, attr: str, spec: str) -> Any:
         module_spec = importlib.util.spec_from_file_location(modname, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[modname] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file: say what broke in it, not the harness's traceback
+            del sys.modules[modname]
+            where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+            raise UnknownAdapter(f"adapter spec {spec!r}: importing {str(path)!r} raised "
+                                 f"{type(exc).__name__}{where}: {exc}") from None
     module = sys.modules[modname]
     if not hasattr(module, attr):
-        raise UnknownAdapter(f"adapter spec {spec!r}: {str(path)!r} defines no {attr!r}")
+        raise UnknownAdapter(f"adapter spec {spec!r}: {str(path)!r} defines no {attr!r}"
+                             + _closest(attr, [n for n in vars(module) if not n.startswith("_")]))
     return getattr(module, attr)
+
+
+def _closest(name: str, known: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the nearest of ``known`` (difflib's ratio), or nothing."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 def spec_of(name: str) -> str:
@@ -132,11 +147,16 @@ def _load(spec: str) -> Any:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise UnknownAdapter(f"adapter spec {spec!r}: cannot import module {target!r} ({exc})") from None
+        except Exception as exc:
+            raise UnknownAdapter(f"adapter spec {spec!r}: importing module {target!r} raised "
+                                 f"{type(exc).__name__}: {exc}") from None
         if not hasattr(module, attr):
-            raise UnknownAdapter(f"adapter spec {spec!r}: module {target!r} has no attribute {attr!r}")
+            raise UnknownAdapter(f"adapter spec {spec!r}: module {target!r} has no attribute {attr!r}"
+                                 + _closest(attr, [n for n in vars(module) if not n.startswith("_")]))
         return _instantiate(getattr(module, attr), spec)
     raise UnknownAdapter(
-        f"unknown adapter {spec!r}. Known adapters: {', '.join(known_names()) or '(none)'}. "
+        f"unknown adapter {spec!r}{_closest(spec, known_names()) or '.'} Known adapters: "
+        f"{', '.join(known_names()) or '(none)'}. "
         "Or give 'package.module:Name', 'path/to/file.py:Name', or an entry point "
         f"in the group {ENTRY_POINT_GROUP!r}; `adamconf list adapters` shows availability."
     )

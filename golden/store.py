@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shlex
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,10 @@ __all__ = [
     "write_npz",
 ]
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+#: the golden store: the installed package's, or the directory named by $ADAMCONF_GOLDEN_DIR (a store
+#: built with ``adamconf golden build --data-dir DIR``; xdist workers inherit the variable)
+GOLDEN_DIR_VARIABLE = "ADAMCONF_GOLDEN_DIR"
+DATA_DIR = Path(os.environ.get(GOLDEN_DIR_VARIABLE) or Path(__file__).resolve().parent / "data")
 MANIFEST_SCHEMA = 1
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -56,7 +61,8 @@ class GoldenError(RuntimeError):
 
 
 def rebuild_command(scenario: str | None = None) -> str:
-    return "adamconf golden build" + (f" --scenario {scenario}" if scenario else "")
+    where = f" --data-dir {shlex.quote(str(DATA_DIR))}" if os.environ.get(GOLDEN_DIR_VARIABLE) else ""
+    return "adamconf golden build" + (f" --scenario {scenario}" if scenario else "") + where
 
 
 def file_stem(key: str) -> str:
@@ -172,14 +178,24 @@ def read_manifest(data_dir: Path = DATA_DIR) -> dict:
     path = data_dir / "manifest.json"
     if not path.is_file():
         raise GoldenError(f"no golden manifest at {path}; build the goldens with: {rebuild_command()}")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GoldenError(f"golden manifest {path} is not valid JSON ({exc}): it was changed or corrupted; "
+                          f"rebuild with: {rebuild_command()}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) \
+            or not isinstance(manifest.get("scenarios"), dict):
+        raise GoldenError(f"golden manifest {path} lacks its 'files' and 'scenarios' tables: it was changed or "
+                          f"corrupted; rebuild with: {rebuild_command()}")
     if manifest.get("schema_version") != MANIFEST_SCHEMA:
         raise GoldenError(f"golden manifest {path} has schema_version {manifest.get('schema_version')!r}, "
                           f"this adamconf reads {MANIFEST_SCHEMA}; rebuild with: {rebuild_command()}")
     return manifest
 
 
-def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str) -> dict[str, np.ndarray]:
+def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str, *,
+                  parse: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of one store file, after checking its sha256 against the manifest (parse=False: only check)."""
     entry = manifest["files"].get(relpath)
     path = data_dir / relpath
     if entry is None or not path.is_file():
@@ -190,8 +206,41 @@ def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str) -
     if digest != entry:
         raise GoldenError(f"golden file {path} does not match its manifest (sha256 {digest[:12]}..., expected "
                           f"{entry[:12]}...): it was changed or corrupted. Rebuild with: {rebuild_command(scenario)}")
+    if not parse:
+        return {}
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {name: npz[name] for name in npz.files}
+
+
+def check_store(scenarios: Sequence[Scenario], data_dir: Path = DATA_DIR) -> list[str]:
+    """Every problem of the store for these scenarios, before any runs: one line each, with the fix.
+
+    The manifest must parse; each scenario's definition in it must be the catalogue's; each of its
+    files (inputs and every golden) must be present with the manifest's sha256. A few milliseconds
+    per megabyte; a run calls it once so that a tampered store is one message, not one per case.
+    """
+    try:
+        manifest = read_manifest(data_dir)
+    except GoldenError as exc:
+        return [str(exc)]
+    problems = []
+    for s in scenarios:
+        entry = manifest["scenarios"].get(s.name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("goldens"), dict):
+            problems.append(f"scenario {s.name!r} is not in the golden manifest {data_dir / 'manifest.json'}; "
+                            f"build it with: {rebuild_command(s.name)}")
+            continue
+        if entry.get("definition") != json.loads(json.dumps(s.to_dict())):
+            problems.append(f"scenario {s.name!r}: its definition in {data_dir / 'manifest.json'} differs from the "
+                            f"catalogue's (the goldens are of another scenario); rebuild with: "
+                            f"{rebuild_command(s.name)}")
+            continue
+        for rel in [f"{s.name}/inputs.npz", *(f"{s.name}/{file_stem(k)}.npz" for k in entry["goldens"])]:
+            try:
+                _checked_load(data_dir, manifest, s.name, rel, parse=False)
+            except GoldenError as exc:
+                problems.append(str(exc))
+    return problems
 
 
 def load_inputs(scenario: Scenario, data_dir: Path = DATA_DIR, manifest: dict | None = None):

@@ -12,6 +12,7 @@ are inline SVG from ``plots.budget_plot_svg``. ``report_main`` is the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from adamconf.reports.plots import budget_plot_svg, format_budget
-from adamconf.reports.results import VERDICTS, ResultsError, load_results, merge, write_text_atomic
+from adamconf.reports.results import VERDICTS, ResultsError, load_results, merge, unwritable, write_text_atomic
 
 __all__ = ["build_context", "render_html", "report_command", "report_main"]
 
@@ -82,6 +83,7 @@ def build_context(view: Mapping[str, Any], *, title: str) -> dict[str, Any]:
         "total": sum(view["summary"].values()),
         "runs": view["runs"],
         "run_lines": [(run["key"], _run_line(run)) for run in view["runs"]],
+        "incomplete": [(run["key"], run["incomplete"]) for run in view["runs"] if run.get("incomplete")],
         "provenance_rows": _provenance_rows(view["runs"]),
         "adapters": _adapter_rows(view["runs"], cases),
         "matrix": _matrix(cases, {c["anchor"] for c in detailed}, catalogue=view["cases"]),
@@ -257,6 +259,14 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """The report of parsed ``adamconf report`` arguments (``adamconf.cli.parse_args``): 0, or 2 on bad input."""
     docs, problems = [], []
+    out = Path(args.output)
+    same = [p for p in args.results if Path(p).exists() and out.exists() and os.path.samefile(p, out)]
+    if same:
+        problems.append(f"-o {args.output} is the results file {same[0]} given as input: the report would "
+                        "overwrite it; write the report elsewhere (-o report.html)")
+    why = unwritable(out)
+    if why:
+        problems.append(f"cannot write the report to {args.output}: {why}")
     for path in args.results:
         try:
             docs.append(load_results(path))

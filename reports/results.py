@@ -44,18 +44,25 @@ __all__ = [
     "rerun_command",
     "schema",
     "summarize",
+    "unwritable",
     "validate",
     "write_results",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND = "adamconf-results"
 #: Every verdict a case can have, in the order reports list them.
 VERDICTS = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed", "timeout")
 
-#: schema_version -> function turning a document of that version into the next
-#: one. Version 1 is the first; a future version 2 adds ``{1: _v1_to_v2}``.
-_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 2 added ``incomplete``: a version-1 run was never marked, so it ran to its end."""
+    return {**doc, "schema_version": 2, "incomplete": None}
+
+
+#: schema_version -> function turning a document of that version into the next one
+_MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 class ResultsError(ValueError):
@@ -67,7 +74,7 @@ class ResultsError(ValueError):
 
 def new_results(cases: Iterable["CaseRecord | Mapping[str, Any]"], provenance: Mapping[str, Any], *,
                 label: str | None = None, adapters: Mapping[str, Mapping] | None = None,
-                created: datetime | None = None) -> dict:
+                created: datetime | None = None, incomplete: str | None = None) -> dict:
     """A complete, validated results document for one run.
 
     ``cases`` are ``CaseRecord``s (adamconf.reports.record), or dicts with fields of
@@ -79,7 +86,8 @@ def new_results(cases: Iterable["CaseRecord | Mapping[str, Any]"], provenance: M
     ``MAX_SERIES_POINTS`` is downsampled. ``provenance`` comes from
     ``adamconf.reports.provenance.collect_provenance``; ``label`` names the run in
     merged reports (the hostname when omitted); ``adapters`` maps adapter names
-    to ``adamconf.adapters.contract.describe(adapter)``.
+    to ``adamconf.adapters.contract.describe(adapter)``; ``incomplete`` says why the run ended
+    before its last case (an interrupt), None for a run that ran to its end.
     """
     normalized = [_normalize_case(c) for c in cases]
     doc: dict[str, Any] = {
@@ -88,6 +96,7 @@ def new_results(cases: Iterable["CaseRecord | Mapping[str, Any]"], provenance: M
         "created": _iso_utc(created or datetime.now(timezone.utc)),
         "run_id": uuid.uuid4().hex,
         "label": label,
+        "incomplete": incomplete,
         "provenance": dict(provenance),
         "adapters": {name: dict(info) for name, info in (adapters or {}).items()},
         "cases": normalized,
@@ -305,7 +314,7 @@ def merge(docs: Sequence[Mapping[str, Any]]) -> dict:
     """One view of several runs (e.g. a CPU runner and a GPU runner) for the report.
 
     Returns ``{"runs": [...], "cases": [...], "summary": {...}}``: each run is
-    ``{"key", "label", "run_id", "created", "provenance", "adapters", "summary"}``
+    ``{"key", "label", "run_id", "incomplete", "created", "provenance", "adapters", "summary"}``
     with a ``key`` unique in the view (its label, else its hostname; the
     creation time, then a number, are added where two runs would share one);
     each case is a copy of the run's case with ``"run": key``, so ``(run, id)``
@@ -321,7 +330,7 @@ def merge(docs: Sequence[Mapping[str, Any]]) -> dict:
             raise ResultsError(f"runs {seen_ids[doc['run_id']] + 1} and {index + 1} are the same run "
                                f"(run_id {doc['run_id']}); pass each results file once")
         seen_ids[doc["run_id"]] = index
-        runs.append({"key": key, "label": doc.get("label"), "run_id": doc["run_id"],
+        runs.append({"key": key, "label": doc.get("label"), "run_id": doc["run_id"], "incomplete": doc.get("incomplete"),
                      "created": doc["created"], "provenance": doc["provenance"],
                      "adapters": doc.get("adapters", {}), "summary": doc["summary"]})
         cases.extend({**case, "run": key} for case in doc["cases"])
@@ -351,6 +360,21 @@ def write_results(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     validate(doc)
     text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
     return write_text_atomic(path, text)
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be written by ``write_text_atomic`` (None: it can), without writing anything."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory"
+    parent = path.parent
+    while not parent.exists():  # write_text_atomic makes the missing folders
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the directory {parent} is not writable"
+    return None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import pytest
 
 from adamconf.adapters.contract import DEVICES, DTYPES
+from adamconf.adapters.driver import CONTRACT_BROKEN
 from adamconf.golden.scenarios import CATALOGUE, FAMILIES, Scenario
 from adamconf.reports.record import CaseRecord, case_id, rerun_command
 
@@ -254,8 +255,10 @@ def _used(used: float) -> str:
 
 
 def error_message(case: Case, outcome: CaseOutcome) -> str:
-    return (f"{case.id}: the adapter raised (verdict {outcome.verdict}), so nothing was measured:\n"
-            + "\n".join(f"  {line}" for line in outcome.message.splitlines()) + f"\nrerun: {case.rerun}")
+    broken = outcome.message.startswith(CONTRACT_BROKEN)
+    body = outcome.message[len(CONTRACT_BROKEN):] if broken else outcome.message
+    return (f"{case.id}: the adapter {'broke the contract' if broken else 'raised'} (verdict {outcome.verdict}), "
+            f"so nothing was judged:\n" + "\n".join(f"  {line}" for line in body.splitlines()) + f"\nrerun: {case.rerun}")
 
 
 def record(case: Case, outcome: CaseOutcome | None, verdict: str, message: str, *,

@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_RESULTS", "DEFAULT_TIMEOUT_S", "pytest_args", "run_command"]
 
 DEFAULT_RESULTS = "adamconf-results.json"
 DEFAULT_TIMEOUT_S = 600.0
+#: crashed workers xdist replaces before it gives up the run: more than any catalogue has cases
+MAX_WORKER_RESTARTS = 100_000
 
 
 def _values(args: Sequence[str], option: str) -> list[str]:
@@ -55,12 +57,17 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         out.append(f"--timeout={DEFAULT_TIMEOUT_S:g}")
     workers = args.workers
     if workers is None:
-        workers = "auto" if len(_values(given, "--adapter")) != 1 else "0"
+        # one worker process even for one adapter: a crash in it then costs its case, not the run
+        # (adamconf.suites.isolation); -n 0 runs the cases in this process, for a debugger
+        workers = "auto" if len(_values(given, "--adapter")) != 1 else "1"
     if str(workers) not in ("0", ""):
         out += ["-n", str(workers)]
         if not _values(given, "--dist"):
             # one worker per (scenario, dtype): its model and budget are computed once (adamconf/plugin.py)
             out += ["--dist", "loadgroup"]
+        if not _values(given, "--max-worker-restart") and not _values(given, "--maxworkerrestart"):
+            # xdist stops replacing crashed workers after 4 per worker; every crashing case must cost only itself
+            out.append(f"--max-worker-restart={MAX_WORKER_RESTARTS}")
     return out + given
 
 
@@ -79,5 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
               "`adamconf list scenarios` shows each scenario's dtypes", file=sys.stderr)
         return 2
     if status == pytest.ExitCode.INTERRUPTED:
-        return 130
+        from adamconf.plugin import interrupted_by
+
+        return 143 if interrupted_by() == "SIGTERM" else 130  # 128 + the signal, as a shell reports it
     return 0 if status == pytest.ExitCode.OK else 1

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from adamconf.cli import parse_args, plugin_options_help
-from adamconf.suites.command import DEFAULT_RESULTS, pytest_args
+from adamconf.suites.command import DEFAULT_RESULTS, MAX_WORKER_RESTARTS, pytest_args
 from conftest import ADAMCONF
 
 PLUGIN_OPTIONS = ("--adapter", "--scenario", "--dtype", "--device", "--expectations", "--results")
@@ -42,10 +42,10 @@ def test_run_passes_everything_but_its_own_options_to_pytest_in_order():
 
 
 @pytest.mark.parametrize("argv, workers", [
-    (["run", "--adapter", "a"], None),                   # one adapter: no workers
+    (["run", "--adapter", "a"], "1"),                    # one adapter: one worker, so a crash costs one case
     (["run", "--adapter=a", "--adapter", "b"], "auto"),  # several: xdist decides
     (["run"], "auto"),                                   # every built-in
-    (["run", "--adapter", "a", "-n", "0"], None),
+    (["run", "--adapter", "a", "-n", "0"], None),        # -n 0: in this process (for a debugger)
 ])
 def test_run_chooses_workers_by_the_number_of_adapters(argv, workers):
     line = pytest_args(parse_args(argv))
@@ -73,6 +73,15 @@ def test_run_groups_cases_by_scenario_and_dtype_under_workers_unless_told_otherw
     # one worker per (scenario, dtype) group computes its model and budget once for every adapter
     line = pytest_args(parse_args(["run", "-n", "2"]))
     assert line[line.index("--dist") + 1] == "loadgroup"
-    assert "--dist" not in pytest_args(parse_args(["run", "--adapter", "a"]))
+    assert "--dist" not in pytest_args(parse_args(["run", "--adapter", "a", "-n", "0"]))
     line = pytest_args(parse_args(["run", "-n", "2", "--dist=load"]))
     assert "--dist" not in line and line[-1] == "--dist=load"
+
+
+def test_run_replaces_every_crashed_worker_unless_told_otherwise():
+    # xdist's own limit (4 per worker) would end the run at the fifth crashing case
+    line = pytest_args(parse_args(["run", "--adapter", "a"]))
+    assert f"--max-worker-restart={MAX_WORKER_RESTARTS}" in line
+    line = pytest_args(parse_args(["run", "-n", "2", "--max-worker-restart", "3"]))
+    assert not any(a.startswith("--max-worker-restart=") for a in line)
+    assert not any(a.startswith("--max-worker") for a in pytest_args(parse_args(["run", "-n", "0"])))

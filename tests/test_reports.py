@@ -161,6 +161,20 @@ def test_write_then_load_round_trips(doc, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
 
 
+def test_a_version_1_file_reads_as_a_complete_run(doc, tmp_path):
+    old = {k: v for k, v in doc.items() if k != "incomplete"} | {"schema_version": 1}
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    assert load_results(tmp_path / "v1.json") == {**doc, "incomplete": None}
+
+
+def test_an_interrupted_run_says_so_in_its_file_and_its_report(doc, tmp_path):
+    path = write_results({**doc, "incomplete": "interrupted by SIGTERM after 3 case(s) were judged"},
+                         tmp_path / "run.json")
+    assert load_results(path)["incomplete"].startswith("interrupted by SIGTERM")
+    page = render_html([load_results(path)], tmp_path / "r.html").read_text()
+    assert "incomplete" in page and "interrupted by SIGTERM after 3 case(s) were judged" in page
+
+
 def test_an_invalid_document_is_not_written_over_a_good_file(doc, tmp_path):
     path = write_results(doc, tmp_path / "run.json")
     with pytest.raises(ResultsError):
@@ -171,7 +185,7 @@ def test_an_invalid_document_is_not_written_over_a_good_file(doc, tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ({"kind": "pytest-json-report", "schema_version": 1}, "not an adamconf results file"),
     ([1, 2, 3], "not an adamconf results file"),
-    ({"kind": "adamconf-results", "schema_version": 2}, "upgrade adamconf"),
+    ({"kind": "adamconf-results", "schema_version": 3}, "upgrade adamconf"),
     ({"kind": "adamconf-results", "schema_version": 0}, "not a valid version"),
     ({"kind": "adamconf-results", "schema_version": "1"}, "not a valid version"),
 ])
