@@ -115,18 +115,20 @@ def _sparse(spec: Inputs, shapes, steps, stream: _Stream):
 
     Options: nnz (distinct rows drawn per step), rows_early (rows touched only in the
     first third), repeats (how many of the drawn rows appear once more), empty_every
-    (an empty gradient every k steps), never (rows never touched).
+    (an empty gradient every k steps), empty_at (the steps whose gradient is empty),
+    never (rows never touched).
     """
     params, dense = _normal(spec, shapes, steps, stream)
     n_rows = shapes[0][0]
     never = set(range(n_rows - spec.opt("never", 2), n_rows))
     early = set(range(spec.opt("rows_early", 2)))
     nnz, repeats, empty_every = spec.opt("nnz", 4), spec.opt("repeats", 1), spec.opt("empty_every", 0)
+    empty_at = set(spec.opt("empty_at", ()))
     pool = [r for r in range(n_rows) if r not in never]
     grads = []
     for t in range(1, steps + 1):
         row = list(dense[t - 1])
-        if empty_every and t % empty_every == 0:
+        if (empty_every and t % empty_every == 0) or t in empty_at:
             idx = np.zeros(0, dtype=np.int64)
         else:
             allowed = pool if t <= steps // 3 else [r for r in pool if r not in early]

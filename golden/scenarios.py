@@ -279,6 +279,34 @@ CATALOGUE: tuple[Scenario, ...] = (
        bias_check=True, options={"tensor_scales": (1.0, 2.0 ** -30)}),
     _s("long-dyadic-3000", "long", "3000 steps, dyadic hyperparameters; past the bias-correction transient",
        AdamConfig(**DYADIC), steps=3000, seed=82, shapes=((4, 4), (8,)), record_first=10, record_every=150),
+    # -- added for the public-bug reproductions (tests/public_bugs.py, docs/public-bugs.md) ---------
+    _s("dense-zero-size-last", "dense",
+       "zero-size parameters first and last in the list, around two non-empty ones: an empty tensor at the "
+       "end of a group must not stop the update of the others (TransformerEngine 3207, pytorch 100701)",
+       shapes=((0,), (4, 5), (7,), (0,)), steps=12, seed=91),
+    _s("long-float16-3000", "long",
+       "3000 steps, hyperparameters exact in float16 (beta2 = 1 - 2^-10, horizon 1024 steps), 16 elements; "
+       "recorded: the first 10 steps and every 50th pair. Past step 2048, where a float16 step counter stops "
+       "(2048 + 1 rounds to 2048), bc2 is still 0.87-0.95: a frozen bc2 makes the updates 3-5 % too small",
+       AdamConfig(lr=2.0 ** -7, beta1=1 - 2.0 ** -3, beta2=1 - 2.0 ** -10, eps=2.0 ** -14), steps=3000,
+       seed=92, shapes=((16,),), record_first=10, record_every=50, state_every=8,
+       dtypes=("float16", "float32", "float64"), options={"theta_scale": 1.0}),
+    _s("long-bfloat16-3000", "long",
+       "3000 steps, hyperparameters exact in bfloat16 (beta2 = 1 - 2^-8), 16 elements; recorded: the first "
+       "10 steps and every 50th pair. A bfloat16 step counter stops at 256, where bc2 = 1 - e^-1 = 0.63: "
+       "every later update is ~20 % too small",
+       AdamConfig(lr=2.0 ** -7, beta1=1 - 2.0 ** -3, beta2=1 - 2.0 ** -8, eps=2.0 ** -14), steps=3000,
+       seed=93, shapes=((16,),), record_first=10, record_every=50, state_every=8,
+       dtypes=("bfloat16", "float32", "float64"), options={"theta_scale": 1.0}),
+    _s("decay-zero-lr", "decay",
+       "lr = 0 for the first steps (a warmup that starts at 0: schedule index <= 4), then 1e-2; one tensor's "
+       "gradient always zero, so v = 0 there: an update formed as 0 / 0 writes NaN (pytorch PR 186444)",
+       AdamConfig(lr=PiecewiseConstant((4,), (0.0, 1e-2))), steps=12, seed=94, options={"zero_tensor": 1}),
+    _s("sparse-empty-edges", "sparse",
+       "empty sparse gradients at the first step, at steps 1-2, 7-9 (consecutive) and at the last step, no "
+       "repeated index (pytorch 82486: SparseAdam failed on an empty sparse gradient)",
+       shapes=((6, 4), (3,)), steps=14, seed=95, generator="sparse",
+       options={"rows_early": 0, "never": 1, "nnz": 3, "repeats": 0, "empty_at": (1, 2, 7, 8, 9, 14)}),
 )
 
 _BY_NAME = {s.name: s for s in CATALOGUE}
