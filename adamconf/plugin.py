@@ -353,8 +353,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[_PLAN]
     session.active = True
     cases = session.plan().cases(family)
-    # under xdist --dist loadgroup (adamconf run's default) the cases of one scenario and dtype go to one
-    # worker, which computes their float64 model, budget and variants once for every adapter
+    # under xdist --dist loadgroup the cases of one scenario and dtype go to one worker, which computes their
+    # float64 model, budget and variants once for every adapter (adamconf run uses --dist load: see
+    # adamconf/suites/command.py; its chunks follow this order, scenario by scenario)
     params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, family),
                                                pytest.mark.xdist_group(f"{c.scenario.name}-{c.dtype}")])
               for c in cases]

@@ -125,11 +125,16 @@ class Plan:
                                        for p in self.scenario_patterns)]
 
     def cases(self, family: str) -> list[Case]:
-        """Every case of a family: adapters x scenarios x dtypes x devices (nothing is skipped here)."""
+        """Every case of a family: scenarios x dtypes x adapters x devices (nothing is skipped here).
+
+        Scenario-major, like the results' order: xdist's load scheduler hands each worker runs of
+        consecutive cases, so one worker computes a (scenario, dtype) group's model and budget once for
+        most of the group's adapters.
+        """
         out = []
-        for spec, adapter, builtin in self.adapters:
-            for scenario in self.scenarios(family):
-                for dtype in (d for d in DTYPES if d in scenario.dtypes and (not self.dtypes or d in self.dtypes)):
+        for scenario in self.scenarios(family):
+            for dtype in (d for d in DTYPES if d in scenario.dtypes and (not self.dtypes or d in self.dtypes)):
+                for spec, adapter, builtin in self.adapters:
                     for device in self.devices:
                         case = Case(spec, adapter, scenario, dtype, device, family)
                         expected = self.expectations.find(case.id, builtin_adapter=builtin)

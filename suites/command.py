@@ -63,8 +63,11 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     if str(workers) not in ("0", ""):
         out += ["-n", str(workers)]
         if not _values(given, "--dist"):
-            # one worker per (scenario, dtype): its model and budget are computed once (adamconf/plugin.py)
-            out += ["--dist", "loadgroup"]
+            # xdist's load scheduler: the one that replaces crashed workers reliably. Its scope schedulers
+            # (--dist loadgroup, which would keep each (scenario, dtype) group on one worker) lose or
+            # rerun work when two workers die close together (xdist 3.8); the catalogue's order
+            # keeps most of a group's cases in one chunk of one worker anyway.
+            out += ["--dist", "load"]
         if not _values(given, "--max-worker-restart") and not _values(given, "--maxworkerrestart"):
             # xdist stops replacing crashed workers after 4 per worker; every crashing case must cost only itself
             out.append(f"--max-worker-restart={MAX_WORKER_RESTARTS}")

@@ -286,6 +286,19 @@ def test_children_that_cannot_serve_say_why(closing):
         chatty.start(AdamConfig(), [np.zeros(2)], dtype="float64", device="cpu")
 
 
+def test_an_oversized_reply_is_refused_and_the_child_killed(closing, monkeypatch):
+    """A child's reply line is read up to bridge.MAX_REPLY_BYTES: more is a ProtocolError, not unbounded memory."""
+    from adamconf.adapters import bridge
+
+    monkeypatch.setattr(bridge, "MAX_REPLY_BYTES", 1 << 20)
+    script = "import sys; sys.stdin.readline(); sys.stdout.write('x' * (3 << 20) + '\\n'); sys.stdout.flush(); " \
+             "sys.stdin.readline()"
+    huge = BridgedAdapter(f"exec:{sys.executable} -c \"{script}\"", timeout_s=20)
+    closing.append(huge)
+    assert "the reply to 'hello' is longer than 1048576 bytes, the most a reply may be; killed the child" \
+        in huge.available()
+
+
 # -- another implementation, through exec: ----------------------------------------------------------
 def test_the_standalone_example_is_checked_through_exec(closing, capsys):
     adapter = BridgedAdapter(f"exec:{sys.executable} {STANDALONE}", timeout_s=30)

@@ -182,8 +182,8 @@ def test_cases_are_adapter_scenario_dtype_device(pytester, adapters):
                         "--scenario", "dense-default", "--scenario", "sparse-empt?", "--collect-only", "-q")
     result.stdout.fnmatch_lines([
         "*test_dense.py::test_dense[[]third.good::dense-default::float32::cpu[]]",
-        "*test_dense.py::test_dense[[]third.good::dense-default::float64::cpu[]]",
         "*test_dense.py::test_dense[[]third.late::dense-default::float32::cpu[]]",
+        "*test_dense.py::test_dense[[]third.good::dense-default::float64::cpu[]]",
         "*test_sparse.py::test_sparse[[]third.good::sparse-empty::float32::cpu[]]",
     ])
     assert result.stdout.str().count("::cpu]") == 8
