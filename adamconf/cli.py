@@ -3,7 +3,7 @@
 Every subcommand's options are declared here, and only here; each subcommand is
 carried out by a library function taking the parsed arguments (``run_command``,
 ``report_command``, ``fingerprint_command``). ``run`` declares only what is its
-own (``-n/--workers``) and passes everything else to pytest unchanged: the
+own (``-n/--workers``, ``--html``) and passes everything else to pytest unchanged: the
 adamconf plugin's options (``--adapter``, ``--scenario``, ``--dtype``,
 ``--device``, ``--expectations``, ``--results``: declared once, in
 adamconf/plugin.py, and listed by ``adamconf run --help``) and any pytest option.
@@ -175,13 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="run the conformance suites (pytest); see `adamconf run --help`", add_help=False,
-        allow_abbrev=False, usage="adamconf run [-n N] [adamconf plugin options] [pytest options] [-- pytest args]",
+        allow_abbrev=False, usage="adamconf run [-n N] [--html REPORT.html] [adamconf plugin options] [pytest options] [-- pytest args]",
         description="Run the Adam conformance suites (pytest --pyargs adamconf.suites) against adapters. "
                     "The adamconf plugin's options and pytest's are accepted as pytest takes them.")
     run.add_argument("-h", "--help", action=_RunHelp, help="show this help (with the plugin's options) and exit")
     run.add_argument("-n", "--workers", default=None, metavar="N",
                      help="pytest-xdist worker processes, a number or 'auto' (default: auto when more than one "
                           "adapter runs, else none; 0 for none); a crashed worker is recorded and replaced")
+    run.add_argument("--html", default=None, metavar="REPORT.html",
+                     help="also write the HTML report of the run (`adamconf report`) from its results file "
+                          "when the run ends")
 
     rep = sub.add_parser("report", help="merge results files into an HTML report",
                          description="Merge results files of one or more runs (e.g. a CPU and a GPU runner) "
@@ -190,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
                      help="where to write the report (default: %(default)s)")
     rep.add_argument("--title", default="adamconf conformance report", help="the page title")
+    rep.add_argument("--baseline", action="append", metavar="OLD.json",
+                     help="results file of an earlier run to compare with (repeatable): regressed, fixed, new and "
+                          "gone cases are listed at the top and marked in the matrix")
 
     fp = sub.add_parser(
         "fingerprint", help="identify the dialect of an implementation",

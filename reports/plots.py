@@ -45,11 +45,18 @@ def format_budget(fraction: float | None) -> str:
 
 
 def budget_plot_svg(series: Mapping[str, Sequence], first_failing_step: int | None = None,
-                    *, width_in: float = 5.0, height_in: float = 2.1) -> str:
+                    *, width_in: float = 5.0, height_in: float = 2.1, deciding: Sequence[str] = (),
+                    window: tuple[int, float] | None = None, salt: str = "adamconf") -> str:
     """An ``<svg>`` element (no XML prolog) plotting every non-step key of ``series`` against ``series["step"]``.
 
     y is the budget fraction on a log axis; values <= ``FLOOR`` (and ``None``,
     i.e. not measured or not finite) are clipped to the axis floor or left out.
+    ``deciding``: the checks that decided a failure; they are drawn first, thick and
+    in colour, the other series thin and grey ("within budget"), so that the plot
+    shows the check the verdict names. ``window``: ``(from_step, value)`` of the
+    mean-error check's window statistic, drawn as a segment from that step on.
+    ``salt`` makes the SVG's internal ids (clip paths) unique in a page and the
+    output deterministic (matplotlib salts them with a random UUID otherwise).
     """
     import matplotlib
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -61,19 +68,32 @@ def budget_plot_svg(series: Mapping[str, Sequence], first_failing_step: int | No
     curves = {name: values for name, values in series.items() if name != "step"}
     top = 1.0
     # Text stays text (not glyph paths) and names a short font list: a few kB per plot.
-    rc = {"svg.fonttype": "none", "font.size": 7.5, "axes.linewidth": 0.6,
+    rc = {"svg.fonttype": "none", "font.size": 7.5, "axes.linewidth": 0.6, "svg.hashsalt": salt,
           "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"]}
+    deciding = [name for name in deciding if name in curves]
+    order = deciding + [name for name in curves if name not in deciding]
     with matplotlib.rc_context(rc):
         figure = Figure(figsize=(width_in, height_in))
         axes = figure.add_axes((0.14, 0.2, 0.56, 0.74))
-        for color, (name, values) in zip(_COLORS * 4, curves.items()):
+        colors = iter(_COLORS * 4)
+        for name in order:
+            values = curves[name]
             points = [(s, max(float(v), FLOOR)) for s, v in zip(steps, values) if v is not None]
             if not points:
                 continue
             top = max(top, max(y for _, y in points))
             xs, ys = zip(*points)
-            axes.plot(xs, ys, color=color, linewidth=1.0, marker="." if len(xs) < 40 else None,
-                      markersize=3, label=name)
+            if deciding and name not in deciding:
+                axes.plot(xs, ys, color="#aaaaaa", linewidth=0.7, label=f"{name} (within budget)")
+                continue
+            axes.plot(xs, ys, color=next(colors), linewidth=1.6 if deciding else 1.0,
+                      marker="." if len(xs) < 40 else None, markersize=3,
+                      label=f"{name} (failed)" if deciding else name, zorder=3)
+        if window is not None and window[1] is not None and steps:
+            start, value = int(window[0]), max(float(window[1]), FLOOR)
+            top = max(top, value)
+            axes.plot([start, steps[-1]], [value, value], color="#d62728", linewidth=2.2, alpha=0.55,
+                      solid_capstyle="butt", label=f"mean error, steps {start}-{steps[-1]}:\n{format_budget(window[1])} (the check)")
         axes.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--", label="budget (100%)")
         if first_failing_step is not None:
             axes.axvline(first_failing_step, color="#d62728", linewidth=0.8, linestyle=":",

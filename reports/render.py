@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from adamconf.reports.plots import budget_plot_svg, format_budget
 from adamconf.reports.results import VERDICTS, ResultsError, load_results, merge, unwritable, write_text_atomic
 
-__all__ = ["build_context", "render_html", "report_command", "report_main"]
+__all__ = ["build_context", "compare", "deciding_checks", "render_html", "render_string", "report_command",
+           "report_main"]
 
 #: Verdicts whose cases the report details, with a plot where the case has a series.
 DETAILED = ("failed", "error", "crashed", "timeout", "xpassed")
@@ -32,18 +33,41 @@ MAX_DETAIL_PLOTS = 40
 CLOSEST_PASSES = 3
 #: Longer messages (tracebacks) are cut in the middle; the results file keeps them whole.
 MAX_MESSAGE_CHARS = 6000
+#: Rows listed per kind of change (regressed, fixed, new, gone); the count says how many there are.
+MAX_CHANGE_ROWS = 300
 DTYPE_SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
 _DTYPE_ORDER = {d: i for i, d in enumerate(DTYPE_SHORT)}
-#: Upper edges of the budget-used bands that colour passed cells (b0 ... b4).
-_BANDS = (0.1, 0.25, 0.5, 0.75)
+#: Upper edges of the budget-used bands that colour passed cells (b0 ... b4). Budget used is the
+#: margin measure (README "Budget used"): ordinary rounding reads 10-40 %, so the two green bands
+#: hold it; from 50 % a pass has less room than rounding explains, from 80 % it is a near miss.
+_BANDS = (0.1, 0.5, 0.8, 0.95)
+BAND_LEGEND = ((0, "pass < 10%"), (1, "< 50%: ordinary rounding"), (2, "50-80%: little room"),
+               (3, "80-95%: near miss"), (4, "95-100%: at the edge"))
+#: Verdicts that count as good / bad when a run is compared with its baseline.
+GOOD = ("passed", "xfailed")
+BAD = ("failed", "error", "crashed", "timeout", "xpassed")
+#: Worst first: the verdict that stands for a case measured by several runs of one side.
+_SEVERITY = ("crashed", "timeout", "error", "failed", "xpassed", "xfailed", "passed", "skipped")
+CHANGE_KINDS = ("regressed", "fixed", "new", "gone")
 
 
 def render_html(docs: Sequence[Mapping[str, Any]], out_path: str | Path, *,
-                title: str = "adamconf conformance report") -> Path:
-    """Write the report of the runs ``docs`` (validated results documents) to ``out_path``."""
-    context = build_context(merge(docs), title=title)
-    html = _environment().get_template("report.html.j2").render(**context)
-    return write_text_atomic(out_path, html)
+                title: str = "adamconf conformance report",
+                baseline: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Write the report of the runs ``docs`` (validated results documents) to ``out_path``.
+
+    ``baseline``: results documents of an earlier run (or runs) that the page
+    compares these with (regressed, fixed, new and gone cases). The page is a
+    function of its inputs: the same documents give the same bytes.
+    """
+    return write_text_atomic(out_path, render_string(docs, title=title, baseline=baseline))
+
+
+def render_string(docs: Sequence[Mapping[str, Any]], *, title: str = "adamconf conformance report",
+                  baseline: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The page of ``render_html`` as a string."""
+    context = build_context(merge(docs), title=title, baseline=merge(baseline) if baseline else None)
+    return _environment().get_template("report.html.j2").render(**context)
 
 
 def _environment():
@@ -63,21 +87,32 @@ def _environment():
 # --- the view ---------------------------------------------------------------
 
 
-def build_context(view: Mapping[str, Any], *, title: str) -> dict[str, Any]:
-    """Everything the template shows, from a merged view (``results.merge``)."""
+def build_context(view: Mapping[str, Any], *, title: str,
+                  baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the template shows, from a merged view (``results.merge``) and an optional baseline view."""
     from markupsafe import Markup
 
     cases = sorted(({**c} for c in view["cases"]), key=_case_order)  # copies: anchors are added below
     for index, case in enumerate(cases):
         case["anchor"] = f"case-{index}"  # ids from a counter: no user text in attributes that matter
-    detailed = [c for c in cases if c["verdict"] in DETAILED]
+        case["deciding"] = deciding_checks(case)
+    comparison = compare(view, baseline) if baseline is not None else None
+    if comparison is not None:
+        for case in cases:
+            case["change"] = comparison["status"].get(case["id"])
+    # regressions first: with a baseline they are what a reader looks for
+    detailed = sorted((c for c in cases if c["verdict"] in DETAILED), key=lambda c: c.get("change") != "regressed")
     plotted = [c for c in detailed if c["series"]][:MAX_DETAIL_PLOTS]
     closest = sorted((c for c in cases if c["verdict"] == "passed" and c["series"] and c["budget_used"] is not None),
                      key=lambda c: -c["budget_used"])[:CLOSEST_PASSES]
-    plots = {id(c): Markup(budget_plot_svg(c["series"], c["first_failing_step"])) for c in plotted + closest}
+    plots = {id(c): Markup(_plot(c)) for c in plotted + closest}
     return {
         "title": title,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        # derived from the inputs (the page is deterministic): the newest run's creation time
+        "generated": max(run["created"] for run in view["runs"]),
+        "comparison": comparison,
+        "manifests": _manifest_problem(view["runs"]),
+        "dialects": _dialect_rows(view["runs"], cases),
         "verdicts": VERDICTS,
         "summary": view["summary"],
         "total": sum(view["summary"].values()),
@@ -87,6 +122,7 @@ def build_context(view: Mapping[str, Any], *, title: str) -> dict[str, Any]:
         "provenance_rows": _provenance_rows(view["runs"]),
         "adapters": _adapter_rows(view["runs"], cases),
         "matrix": _matrix(cases, {c["anchor"] for c in detailed}, catalogue=view["cases"]),
+        "bands": BAND_LEGEND,
         "detailed": [_detail(c, plots.get(id(c))) for c in detailed],
         "plots_left_out": sum(1 for c in detailed if c["series"]) - len(plotted),
         "closest": [_detail(c, plots[id(c)]) for c in closest],
@@ -105,8 +141,14 @@ def _run_line(run: Mapping[str, Any]) -> str:
     p = run["provenance"]
     hardware = ", ".join(g["name"] for g in p["gpus"]) or f"{p['cpu'] or 'cpu'} × {p['cpu_count'] or '?'}"
     revision = f" ({p['git_revision'][:12]})" if p["git_revision"] else ""
-    return (f"{p['hostname']}, {hardware}; {p['implementation']} {p['python']} on {p['os']}; "
+    frameworks = ", ".join(f"{n} {p['packages'][n]}" for n in _FRAMEWORKS if n in p["packages"])
+    return (f"{p['hostname']}, {hardware}; {frameworks + '; ' if frameworks else ''}"
+            f"{p['implementation']} {p['python']} on {p['os']}; "
             f"adamconf {p['adamconf_version']}{revision}; {run['created']}; {sum(run['summary'].values())} cases")
+
+
+#: The framework versions a run's header line names.
+_FRAMEWORKS = ("torch", "tensorflow", "tensorflow-cpu", "tf_keras", "keras", "jax", "jaxlib", "optax", "numpy")
 
 
 def _provenance_rows(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -160,10 +202,15 @@ def _adapter_rows(runs: Sequence[Mapping[str, Any]], cases: Sequence[Mapping[str
     return rows
 
 
+_CHANGE_MARK = {"regressed": "▼", "fixed": "▲", "new": "+"}
+
+
 def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
             catalogue: Sequence[Mapping[str, Any]]) -> dict:
-    """Rows adapters, columns scenarios grouped by family, a cell = its cases.
+    """An overview (rows adapters, columns families) and one table per family (columns its scenarios).
 
+    Each family is a ``<details>`` element, open where a case of it failed (or
+    regressed against the baseline), so the page never holds one 40-column table.
     Families and scenarios keep the order in which the runs list them
     (``catalogue``: the scenario catalogue's order), not the alphabet's.
     """
@@ -175,27 +222,229 @@ def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
     # A run tag is needed only where one (adapter, scenario, dtype, device) was measured by several runs.
     runs_per_case = Counter((c["adapter"], c["scenario"], c["dtype"], c["device"]) for c in cases)
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    by_family: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
     for case in cases:
         label = f"{DTYPE_SHORT.get(case['dtype'], case['dtype'])} {case['device']}"
         if runs_per_case[(case["adapter"], case["scenario"], case["dtype"], case["device"])] > 1:
             label += f" @{case['run']}"
+        change = case.get("change")
         first_line = case["message"].strip().splitlines()[0][:300] if case["message"].strip() else ""
         cells[(case["adapter"], case["scenario"])].append({
             "label": label,
             "verdict": case["verdict"],
             "budget": case["budget_used"],
             "band": _band(case["budget_used"]),
+            "change": change,
+            "mark": _CHANGE_MARK.get(change, ""),
             "tooltip": f"{case['id']} [{case['run']}]: {case['verdict']}"
+                       + (f" ({change} since the baseline)" if change else "")
                        + (f" — {first_line}" if first_line else ""),
             "href": f"#{case['anchor']}" if case["anchor"] in detailed_anchors else None,
         })
+        by_family[(case["adapter"], case["family"])].append(case)
     adapters = sorted({c["adapter"] for c in cases})
-    columns = [s for scenarios in families.values() for s in scenarios]
+    out = []
+    for index, (family, scenarios) in enumerate(families.items()):
+        anchor = f"family-{index}"
+        summaries = [_family_cell(by_family.get((a, family), []), anchor) for a in adapters]
+        total = _family_cell([c for a in adapters for c in by_family.get((a, family), [])], anchor)
+        out.append({"name": family, "anchor": anchor, "columns": scenarios, "summary": total,
+                    "cells": summaries,
+                    "open": bool(total["bad"] or total["changes"].get("regressed")),
+                    "rows": [(a, [cells.get((a, s), []) for s in scenarios]) for a in adapters
+                             if by_family.get((a, family))]})
+    return {"adapters": adapters, "families": out}
+
+
+def _family_cell(cases: Sequence[Mapping[str, Any]], anchor: str) -> dict:
+    """One adapter's cases of one family, summed up: counts per verdict, worst pass, changes."""
+    counts = Counter(c["verdict"] for c in cases)
+    passes = [c["budget_used"] for c in cases if c["verdict"] == "passed" and c["budget_used"] is not None]
+    worst = max(passes) if passes else None
+    changes = Counter(c.get("change") for c in cases if c.get("change"))
+    return {"n": len(cases), "counts": [(v, counts[v]) for v in VERDICTS if counts.get(v)],
+            "bad": sum(counts.get(v, 0) for v in BAD), "worst_pass": worst, "band": _band(worst),
+            "changes": {k: changes[k] for k in CHANGE_KINDS if changes.get(k)}, "href": f"#{anchor}"}
+
+
+# --- why a case failed ---------------------------------------------------------
+
+#: What each check of reference/judge.py measures, for the failure cards.
+CHECK_TEXT = {
+    "update": "the applied update of each step, element by element",
+    "trajectory": "the parameters themselves (the sum of the update budgets)",
+    "state": "the optimizer state (m, v, vmax)",
+    "bias": "the mean relative update error (a common factor on the updates) against its 6-sigma threshold",
+}
+_WINDOW = re.compile(r"mean relative update error outside its budget:.*? from step (\d+)")
+
+
+def deciding_checks(case: Mapping[str, Any]) -> list[str]:
+    """The checks over their budget (largest first): what decided a failed verdict; [] when none is."""
+    over = [(value, name) for name, value in case["checks"].items() if value is not None and value > 1]
+    return [name for _, name in sorted(over, key=lambda x: (-x[0], _CHECK_ORDER.get(x[1], 9), x[1]))]
+
+
+#: Ties between deciding checks go to the one with a per-step series (update, bias), then the others.
+_CHECK_ORDER = {"update": 0, "bias": 1, "trajectory": 2, "state": 3}
+
+
+def _bias_window(case: Mapping[str, Any]) -> tuple[int, float] | None:
+    """(first step of the window, budget used) of a failed mean-error check, from its message."""
+    value = case["checks"].get("bias")
+    match = _WINDOW.search(case["message"])
+    if value is None or value <= 1 or not match:
+        return None
+    return int(match.group(1)), value
+
+
+def _plot(case: Mapping[str, Any]) -> str:
+    return budget_plot_svg(case["series"], case["first_failing_step"], deciding=case["deciding"],
+                           window=_bias_window(case) if "bias" in case["deciding"] else None,
+                           salt=case["anchor"])
+
+
+def _decision(case: Mapping[str, Any]) -> dict | None:
+    """What the card says about the deciding check: which, by how much, and whether the plot shows it."""
+    if case["verdict"] not in ("failed", "xfailed") and not case["deciding"]:
+        return None
+    series = case["series"] or {}
+    names = case["deciding"]
+    plotted = [n for n in names if n in series]
+    missing = [n for n in names if n not in series]
     return {
-        "families": [(family, len(scenarios)) for family, scenarios in families.items()],
-        "columns": columns,
-        "rows": [(a, [cells.get((a, s), []) for s in columns]) for a in adapters],
+        "checks": [(n, case["checks"][n], CHECK_TEXT.get(n, "")) for n in names],
+        "plotted": plotted,
+        "unplotted": missing,
+        "window": _bias_window(case),
     }
+
+
+# --- what changed since the baseline ------------------------------------------
+
+
+def _by_id(cases: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Case id -> its case; where several runs measured one id, the worst of them stands for it."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for case in cases:
+        held = out.get(case["id"])
+        if held is None or _SEVERITY.index(case["verdict"]) < _SEVERITY.index(held["verdict"]):
+            out[case["id"]] = case
+    return out
+
+
+def compare(view: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict:
+    """Regressed (passed or xfailed before, failing now), fixed (the reverse), new and gone case ids."""
+    now, before = _by_id(view["cases"]), _by_id(baseline["cases"])
+    status: dict[str, str] = {}
+    rows: dict[str, list] = {k: [] for k in CHANGE_KINDS}
+    other = 0
+    for cid in sorted(now):
+        n = now[cid]
+        b = before.get(cid)
+        if b is None:
+            kind = "new"
+        elif b["verdict"] in GOOD and n["verdict"] in BAD:
+            kind = "regressed"
+        elif b["verdict"] in BAD and n["verdict"] in GOOD:
+            kind = "fixed"
+        else:
+            other += b["verdict"] != n["verdict"]
+            continue
+        status[cid] = kind
+        rows[kind].append({"id": cid, "before": b, "now": n})
+    for cid in sorted(set(before) - set(now)):
+        rows["gone"].append({"id": cid, "before": before[cid], "now": None})
+    manifests_now = {r["provenance"]["golden_manifest_sha256"] for r in view["runs"]}
+    manifests_before = {r["provenance"]["golden_manifest_sha256"] for r in baseline["runs"]}
+    return {
+        "status": status,
+        "sections": [(k, rows[k][:MAX_CHANGE_ROWS], len(rows[k])) for k in CHANGE_KINDS],
+        "counts": {k: len(rows[k]) for k in CHANGE_KINDS},
+        "other": other,
+        "runs": [(r["key"], r["created"], (r["provenance"]["golden_manifest_sha256"] or "none")[:16])
+                 for r in baseline["runs"]],
+        "manifest_differs": manifests_now != manifests_before,
+        "manifests_now": sorted((m or "none")[:16] for m in manifests_now),
+        "manifests_before": sorted((m or "none")[:16] for m in manifests_before),
+    }
+
+
+def _manifest_problem(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+    """(manifest, run keys) per golden manifest when the merged runs compared against more than one."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for run in runs:
+        groups[(run["provenance"]["golden_manifest_sha256"] or "none")[:16]].append(run["key"])
+    return sorted(groups.items()) if len(groups) > 1 else []
+
+
+# --- which Adam is it -------------------------------------------------------------
+
+
+def _axes(key: str | None) -> dict[str, str]:
+    """``"eps=standard,bc=on"`` -> ``{"eps": "standard", "bc": "on"}`` (a dialect or path-class key)."""
+    out = {}
+    for part in (key or "").split(","):
+        name, sep, value = part.partition("=")
+        if sep:
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _dialect_rows(runs: Sequence[Mapping[str, Any]], cases: Sequence[Mapping[str, Any]]) -> dict:
+    """Per adapter, axis by axis: the dialect its cases were compared in, and the path classes that fit.
+
+    Dialect axes come from the cases' ``dialect`` keys (the claimed dialect,
+    resolved per scenario), path-class axes from the ``path_class`` of its
+    passing cases (the class the verdict names). A cell lists every value seen;
+    a column whose values differ between adapters is highlighted.
+    """
+    by_adapter: dict[str, list] = defaultdict(list)
+    for case in cases:
+        by_adapter[case["adapter"]].append(case)
+    dialect_axes: list[str] = []
+    class_axes: list[str] = []
+    rows = []
+    for name in sorted(by_adapter):
+        own = by_adapter[name]
+        d_values: dict[str, Counter] = defaultdict(Counter)
+        c_values: dict[str, Counter] = defaultdict(Counter)
+        for case in own:
+            for axis, value in _axes(case["dialect"]).items():
+                d_values[axis][value] += 1
+                if axis not in dialect_axes:
+                    dialect_axes.append(axis)
+            if case["verdict"] == "passed":
+                for axis, value in _axes(case.get("path_class")).items():
+                    c_values[axis][value] += 1
+                    if axis not in class_axes:
+                        class_axes.append(axis)
+        declared = [run["adapters"][name] for run in runs if name in run.get("adapters", {})]
+        rows.append({"name": name,
+                     "claimed": ", ".join(sorted({str(d.get("dialect")) for d in declared})) or "–",
+                     "declared_class": ", ".join(sorted({str(d["path_class"]) for d in declared
+                                                         if d.get("path_class")})) or "–",
+                     "dialect": d_values, "classes": c_values})
+
+    def column(values_of, axes):
+        out = []
+        for axis in axes:
+            seen = {frozenset(values_of(r).get(axis, {})) for r in rows if values_of(r).get(axis)}
+            out.append((axis, len(seen) > 1))
+        return out
+
+    d_cols = column(lambda r: r["dialect"], dialect_axes)
+    c_cols = column(lambda r: r["classes"], class_axes)
+    table = []
+    for r in rows:
+        cells = []
+        for (axis, differs), values_of in [(c, r["dialect"]) for c in d_cols] + [(c, r["classes"]) for c in c_cols]:
+            counter = values_of.get(axis, Counter())
+            text = ", ".join(v if len(counter) == 1 else f"{v} ({n})" for v, n in sorted(counter.items())) or "–"
+            cells.append({"text": text, "differs": differs and bool(counter), "several": len(counter) > 1})
+        table.append({"name": r["name"], "claimed": r["claimed"], "declared_class": r["declared_class"],
+                      "cells": cells})
+    return {"dialect_axes": [a for a, _ in d_cols], "class_axes": [a for a, _ in c_cols], "rows": table}
 
 
 def _band(budget: float | None) -> int:
@@ -210,6 +459,8 @@ def _detail(case: Mapping[str, Any], plot) -> dict:
     link = expectation.get("link") if expectation else None
     return {
         **case,
+        "decision": _decision(case),
+        "change": case.get("change"),
         "message_shown": _cut(case["message"]),
         "checks_shown": [(name, value) for name, value in case["checks"].items()],
         "plot": plot,
@@ -272,13 +523,19 @@ def report_command(args: argparse.Namespace) -> int:
             docs.append(load_results(path))
         except ResultsError as exc:
             problems.append(str(exc))
+    baseline = []
+    for path in getattr(args, "baseline", None) or []:
+        try:
+            baseline.append(load_results(path))
+        except ResultsError as exc:
+            problems.append(f"--baseline: {exc}")
     if problems:
         for problem in problems:
             print(f"adamconf report: error: {problem}", file=sys.stderr)
         print("adamconf report: no report written", file=sys.stderr)
         return 2
     try:
-        written = render_html(docs, args.output, title=args.title)
+        written = render_html(docs, args.output, title=args.title, baseline=baseline or None)
     except ResultsError as exc:
         print(f"adamconf report: error: {exc}", file=sys.stderr)
         return 2
@@ -286,5 +543,6 @@ def report_command(args: argparse.Namespace) -> int:
         print(f"adamconf report: error: cannot write {args.output}: {exc}", file=sys.stderr)
         return 2
     cases = sum(sum(d["summary"].values()) for d in docs)
-    print(f"adamconf report: wrote {written} ({cases} cases from {len(docs)} run(s))")
+    against = f", compared with {len(baseline)} baseline run(s)" if baseline else ""
+    print(f"adamconf report: wrote {written} ({cases} cases from {len(docs)} run(s){against})")
     return 0

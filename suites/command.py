@@ -2,7 +2,7 @@
 
 A thin wrapper: it runs ``pytest --pyargs adamconf.suites`` with the arguments it
 was given (the command line is declared in adamconf/cli.py: run's own
-``-n/--workers``; everything else, the plugin's options included, goes to pytest
+``-n/--workers`` and ``--html``; everything else, the plugin's options included, goes to pytest
 as it is), adds xdist workers, a pytest-timeout per case and the results file
 unless they were given, and maps pytest's exit status to adamconf's:
 
@@ -81,7 +81,16 @@ def run_command(args: argparse.Namespace) -> int:
     if args.workers is not None and not (args.workers == "auto" or args.workers.isdigit()):
         print(f"adamconf run: error: -n/--workers {args.workers!r} must be a number or 'auto'", file=sys.stderr)
         return 2
+    html = getattr(args, "html", None)
+    if html is not None:
+        problem = _html_problem(args, html)
+        if problem:
+            print(f"adamconf run: error: --html {html}: {problem}", file=sys.stderr)
+            return 2
     status = pytest.main(pytest_args(args))
+    if html is not None and status not in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        if not _write_html(_results_path(args), html) and status == pytest.ExitCode.OK:
+            return 2
     if status == pytest.ExitCode.USAGE_ERROR:
         return 2
     if status == pytest.ExitCode.NO_TESTS_COLLECTED:
@@ -93,3 +102,36 @@ def run_command(args: argparse.Namespace) -> int:
 
         return 143 if interrupted_by() == "SIGTERM" else 130  # 128 + the signal, as a shell reports it
     return 0 if status == pytest.ExitCode.OK else 1
+
+
+def _results_path(args: argparse.Namespace) -> str:
+    """The results file the run writes (the last --results given, else the default)."""
+    given = _values(list(args.pytest_args), "--results")
+    return given[-1] if given else DEFAULT_RESULTS
+
+
+def _html_problem(args: argparse.Namespace, html: str) -> str | None:
+    """Why --html cannot be honoured, before anything runs (None: it can)."""
+    from adamconf.reports.results import unwritable
+
+    results = _results_path(args)
+    if not results:
+        return "the report is made from the results file; give --results PATH (not --results '')"
+    if os.path.abspath(results) == os.path.abspath(html):
+        return f"is the results file {results}; write the report elsewhere"
+    why = unwritable(html)
+    return f"cannot write there: {why}" if why else None
+
+
+def _write_html(results: str, html: str) -> bool:
+    """Render the report of the results file the run wrote (``adamconf report``); False if it could not."""
+    from adamconf.reports.render import render_html
+    from adamconf.reports.results import ResultsError, load_results
+
+    try:
+        written = render_html([load_results(results)], html)
+    except (ResultsError, OSError) as exc:
+        print(f"adamconf run: error: --html {html}: no report written: {exc}", file=sys.stderr)
+        return False
+    print(f"adamconf run: report written to {written}")
+    return True

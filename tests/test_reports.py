@@ -368,3 +368,129 @@ def test_report_main_refuses_the_same_run_twice(doc, tmp_path, capsys):
     write_results(doc, tmp_path / "run.json")
     assert report_main([str(tmp_path / "run.json")] * 2 + ["-o", str(tmp_path / "o.html")]) == 2
     assert "same run" in capsys.readouterr().err
+
+
+# --- why it failed, what changed, the matrix by family -------------------------------
+
+
+def _bias_failure(**fields):
+    """A case that failed only its mean-error check: the update check passed at 60 %."""
+    steps = list(range(1, 129))
+    return _case(scenario="dense-dyadic", verdict="failed", checks={"update": 0.6, "trajectory": 0.3, "bias": 3.8},
+                 series={"step": steps, "update": [0.3 + 0.002 * s for s in steps],
+                         "bias": [0.1 + 0.02 * s for s in steps]},
+                 message="mean relative update error outside its budget: v-dominated elements Z = +3e-06 "
+                         "against 7.94e-07 from step 66; at step 75 alone 2.52 times its threshold", **fields)
+
+
+def test_a_mean_error_failure_plots_the_bias_series_it_was_decided_by(provenance, tmp_path):
+    from adamconf.reports.render import deciding_checks
+
+    doc = new_results([_bias_failure()], provenance)
+    assert deciding_checks(doc["cases"][0]) == ["bias"]
+    page = render_html([doc], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Decided by" in page and ">bias</span> 3.80×" in page
+    assert "bias (failed)" in page and "update (within budget)" in page  # the legend of the plot
+    assert "mean error, steps 66-128" in page  # the window statistic, drawn from its first step
+    assert "window starts at step 66" in page
+
+
+def test_a_trajectory_failure_says_which_check_failed_and_that_it_has_no_series(provenance, tmp_path):
+    case = _case(verdict="failed", checks={"update": 0.5, "trajectory": 2.5}, first_failing_step=9,
+                 series={k: v for k, v in _series(list(range(1, 21))).items() if k != "trajectory"},
+                 message="trajectory outside its budget from step 9")  # as the judge records: no trajectory series
+    page = render_html([new_results([case], provenance)], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert ">trajectory</span> 2.50×" in page
+    assert "No per-step series is recorded for trajectory" in page
+    assert "first failing step 9" in page  # marked in the plot
+
+
+def _baseline_pair(provenance, manifest_now=None):
+    before = [_case(verdict="passed", checks={"update": 0.2}),
+              _case(scenario="dense-dyadic", verdict="failed", checks={"update": 4.0}, first_failing_step=2),
+              _case(scenario="dense-large-lr", verdict="xfailed", expectation={"reason": "known", "link": None}),
+              _case(scenario="dense-gone", verdict="passed", checks={"update": 0.1})]
+    now = [_case(verdict="failed", checks={"update": 5.0}, first_failing_step=3, message="update outside"),
+           _case(scenario="dense-dyadic", verdict="passed", checks={"update": 0.3}),
+           _case(scenario="dense-large-lr", verdict="xfailed", expectation={"reason": "known", "link": None}),
+           _case(scenario="dense-new", verdict="passed", checks={"update": 0.1})]
+    old = new_results(before, provenance, label="last-week")
+    new = new_results(now, {**provenance, "golden_manifest_sha256": manifest_now or provenance["golden_manifest_sha256"]},
+                      label="today")
+    return new, old
+
+
+def test_the_baseline_section_lists_regressed_fixed_new_and_gone(provenance):
+    from adamconf.reports.render import compare
+
+    new, old = _baseline_pair(provenance)
+    result = compare(merge([new]), merge([old]))
+    assert result["counts"] == {"regressed": 1, "fixed": 1, "new": 1, "gone": 1}
+    assert result["status"]["torch.adam::dense-default::float32::cpu"] == "regressed"
+    assert result["status"]["torch.adam::dense-dyadic::float32::cpu"] == "fixed"
+    assert not result["manifest_differs"]
+
+
+def test_the_report_with_a_baseline_puts_changes_on_top_and_marks_the_matrix(provenance, tmp_path):
+    new, old = _baseline_pair(provenance)
+    write_results(new, tmp_path / "new.json")
+    write_results(old, tmp_path / "old.json")
+    out = tmp_path / "r.html"
+    assert report_main([str(tmp_path / "new.json"), "--baseline", str(tmp_path / "old.json"), "-o", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.index('id="baseline"') < page.index('id="summary"') < page.index('id="matrix"')
+    assert "<b>1</b> regressed" in page and "<b>1</b> gone" in page
+    assert "chg-regressed" in page[page.index('id="matrix"'):]  # the regressed case is marked in its cell
+    assert "The baseline used other goldens" not in page
+
+
+def test_runs_of_different_golden_manifests_are_said_to_differ(provenance, tmp_path):
+    new, old = _baseline_pair(provenance, manifest_now="cd" * 32)
+    page = render_html([new], tmp_path / "r.html", baseline=[old]).read_text(encoding="utf-8")
+    assert "The baseline used other goldens" in page and "cdcdcdcdcdcdcdcd" in page
+    page = render_html([new, old], tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "These runs compared against different golden manifests" in page
+
+
+def test_the_matrix_is_one_table_per_family_and_the_failing_ones_are_open(doc, tmp_path):
+    page = render_html([doc], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert page.count('<details class="family"') == 4  # dense, amsgrad, decay, sparse
+    assert '<details class="family" id="family-1" open>' in page  # amsgrad: a failure
+    assert '<details class="family" id="family-2">' in page  # decay: an xfail only, closed
+    assert "&lt; 50%: ordinary rounding" in page and "80-95%: near miss" in page
+
+
+@pytest.mark.parametrize("budget, band", [(0.05, 0), (0.3, 1), (0.45, 1), (0.6, 2), (0.85, 3), (0.97, 4)])
+def test_ordinary_rounding_and_near_misses_get_different_colours(budget, band):
+    from adamconf.reports.render import _band
+
+    assert _band(budget) == band
+
+
+def test_the_page_is_the_same_for_the_same_inputs(doc):
+    from adamconf.reports.render import render_string
+
+    with_plots = new_results(_cases() + [_bias_failure()], collect_provenance(golden_manifest_sha256=None))
+    assert render_string([doc, with_plots]) == render_string([doc, with_plots])
+
+
+def test_the_dialect_view_splits_dialect_and_path_class_by_axis(provenance, tmp_path):
+    cases = [_case(verdict="passed", checks={"update": 0.1}, path_class="powers=pow,theta=once,hyper=dtype"),
+             _case(adapter="other", verdict="passed", checks={"update": 0.1}, dialect="eps=hat,bc=on",
+                   path_class="powers=double,theta=once,hyper=dtype")]
+    page = render_html([new_results(cases, provenance)], tmp_path / "r.html").read_text(encoding="utf-8")
+    view = page[page.index('id="dialects"'):page.index('id="matrix"')]
+    assert ">powers</th>" in view and ">eps</th>" in view
+    assert 'differs">hat' in view and 'differs">double' in view and 'differs">once' not in view
+
+
+def test_run_html_writes_the_report_from_the_results_file(tmp_path):
+    from adamconf.cli import parse_args
+    from adamconf.suites.command import _html_problem
+
+    args = parse_args(["run", "--adapter", "x", "--results", str(tmp_path / "r.json"), "--html",
+                       str(tmp_path / "r.html")])
+    assert args.html == str(tmp_path / "r.html") and "--html" not in args.pytest_args
+    assert _html_problem(args, args.html) is None
+    args = parse_args(["run", "--results", "", "--html", "r.html"])
+    assert "give --results PATH" in _html_problem(args, args.html)
