@@ -41,7 +41,8 @@ judge (``reference.judge``); here is everything else.
    u + r(beta) beta / (1-beta)). AMSGrad: |max(a,b) - max(a',b')| <= max(|a-a'|,|b-b'|).
    e^g, the error of the gradient entering the moments: clipping by norm
    ((N+1)/2 + 3) u + r(c) (the norm of N squares summed in any order, sqrt, c/n,
-   g*f; "torch" adds the rounding of its 1e-6; "tf" multiplies even when idle: 2u),
+   g*f; "torch" adds the rounding of its 1e-6; "tf" multiplies even when idle: 2u)
+   + N tiny / n^2 (squares and partial sums below tiny lost: ``_norm_underflow``),
    clip by value r(c) c on clipped entries, coupled L2 u|g + w theta| + (u + r(w))|w theta|
    + w T_t (T_t: the trajectory bound, fed back, with the widest class's rounding of theta).
 
@@ -49,7 +50,8 @@ judge (``reference.judge``); here is everything else.
    than float64) differs from the reference's by at most F_t + (what the judge adds), with
 
    F_t = |U| (rho_step + N_ELEM u + eps term) + (dU/dm) E^m_t + |U| (w/2) E^v'_t / v'_t
-         + [decoupled] lr_t w |theta| (rho_lr + r(w) + 2u) + lr_t w T_t
+         + [decoupled] lr_t w |theta| (rho_lr + r(w) + 2u) + r_keep |theta| + lr_t w T_t
+           (r_keep <= u: the factor 1 - lr_t w rounded to D, ``_r_keep``)
          + N_ELEM tiny                                     underflow, flush-to-zero
 
    with dU/dm = step size / (S + eps) and w = S / (S + eps) (``formula``). The judge adds
@@ -142,6 +144,58 @@ def _r1(F: Format, beta: float) -> float:
     if beta == 0:
         return 0.0
     return max(F.rel_error(1.0 - beta), F.u + F.rel_error(beta) * beta / (1.0 - beta))
+
+
+def _r_keep(F: Format, lr: float, w: float, rho_lr: float) -> float:
+    """Relative error of the decoupled-decay factor fl(1 - lr_t w) (item 4), 0 where it is exact.
+
+    An implementation that shrinks theta by a factor, theta fl(1 - lr_t w) (torch's
+    ``param.mul_(1 - lr * weight_decay)``, the factor a binary64 number cast to D at the multiply),
+    commits |theta| (1 - lr_t w) r with r <= u the rounding of the factor: an absolute error of
+    up to u |theta|, not a relative error of the decay lr_t w |theta| (which the term
+    lr_t w |theta| (rho_lr + r_w + 2u) bounds). It is zero only if the factor is exact however it
+    is formed: lr_t held exactly (rho_lr = 0), w, lr_t w and 1 - lr_t w all numbers of D.
+    """
+    from fractions import Fraction
+
+    x = Fraction(lr) * Fraction(w)
+    exact = (rho_lr == 0 and F.rel_error(w) == 0 and Fraction(float(x)) == x
+             and F.rel_error(float(x)) == 0 and F.rel_error(1.0 - float(x)) == 0)
+    return 0.0 if exact else F.u
+
+
+def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, sizes: Sequence[int]):
+    """Relative error of the clip norms from underflow (item 3): per tensor, and of the global norm.
+
+    The norm n = sqrt(sum g_i^2) of N entries is summed in D: each of its N squares and N - 1
+    additions can lose up to tiny in absolute value below the smallest normal (flush-to-zero, the
+    same bound as the budget's other underflow terms), so |fl(n^2) - n^2| <= 2 N tiny + (the relative
+    rounding bounded by ((N+1)/2 + 3) u) and n is off by a relative N tiny / n^2 more. It matters
+    where the gradients are below sqrt(tiny) (1e-19 in float32, 4e-3 in float16): a norm that
+    underflows to 0 does not clip at all. The clip factor c / n and the clipped g inherit it; it is
+    counted whether or not the model's norm exceeds c (an underflowed norm can fall on either side).
+    n is the model's (float64): per tensor after clipvalue, globally after the per-tensor clip.
+    """
+    with np.errstate(all="ignore"):
+        gv = [np.asarray(g, dtype=np.float64).ravel() for g in g_raw]
+        if config.clipvalue is not None:
+            gv = [np.clip(g, -config.clipvalue, config.clipvalue) for g in gv]
+        sq = [float(np.sum(g * g)) for g in gv]
+
+        def rel(n_sq: float, n: int) -> float:
+            return n * F.tiny / n_sq if n_sq > 0 else 0.0
+
+        under_k = [rel(x, n) if config.clipnorm is not None else 0.0 for x, n in zip(sq, sizes)]
+        if config.global_clipnorm is None:
+            return under_k, 0.0
+        total = 0.0
+        for x in sq:
+            f = 1.0
+            if config.clipnorm is not None and x > 0:
+                c, norm = config.clipnorm, math.sqrt(x)
+                f = min(c / (norm + TORCH_CLIP_EPS), 1.0) if d.clip == "torch" else (c / norm if norm > c else 1.0)
+            total += x * f * f
+        return under_k, rel(total, sum(sizes))
 
 
 def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool, r_beta: float) -> float:
@@ -260,8 +314,9 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         rho_clip = 0.0
         if config.clipnorm is not None or config.global_clipnorm is not None:
             rho_k = [0.0] * len(sizes)
+            under_k, under_g = _norm_underflow(F, config, d, st.g_raw, sizes)
             for kk in range(len(sizes)):
-                rho = 0.0
+                rho = under_k[kk] + under_g  # the squares of the norms below tiny (item 3): fired or not
                 if config.clipnorm is not None and st.clip["clipnorm"][kk]:
                     rho += ((sizes[kk] + 1) / 2 + 3) * u + F.rel_error(config.clipnorm)
                 if config.global_clipnorm is not None and st.clip["global"]:
@@ -340,8 +395,11 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         b_sys = U * (rho_step + eps_term + eps_root_term) + dU_dm * Em_sys + U * 0.5 * wv * rel_v_sys
         if decoupled:
             wd = st.lr * w * np.abs(theta)
-            b = b + wd * (rho_lr + r_w + 2 * u) + st.lr * w * Tb[t - 1]
-            b_sys = b_sys + wd * (rho_lr + r_w) + st.lr * w * Tb[t - 1]
+            # the factor 1 - lr_t w as D holds it (torch's param.mul_(1 - lr * wd)): item 4
+            r_keep = _r_keep(F, st.lr, w, rho_lr)
+            keep = r_keep * np.abs(theta)
+            b = b + wd * (rho_lr + r_w + 2 * u) + keep + st.lr * w * Tb[t - 1]
+            b_sys = b_sys + wd * (rho_lr + r_w) + keep + st.lr * w * Tb[t - 1]
         b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
         B[t - 1] = b
         Tb[t] = Tb[t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0), 0.0)

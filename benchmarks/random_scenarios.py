@@ -1,0 +1,166 @@
+"""Random scenarios, many of them: N examples per adapter, failures written as reproducible scenario files.
+
+    python benchmarks/random_scenarios.py [--n 2000] [--n-population 2000] [--adapter PAT ...]
+                                          [--no-population] [--no-builtin] [--out DIR] [--seed S]
+
+For each adapter (every member of tests/population.py in every dialect it is drawn in, then every
+built-in adapter available on the CPU here, or those matching --adapter) it draws N examples of
+tests/random_scenarios.py's strategy (the dtypes and features the adapter declares, without its known
+deviations of adapters/expectations: ``ADAPTER_EXAMPLES``; derandomized,
+so a run is repeatable; --seed S draws another sample), computes each example's golden with the
+mpmath reference and judges the adapter through the harness's own path (``check``: ``drive`` and
+``judge_against``). Every example that does not pass is written to DIR (default
+results/random-failures) as a JSON scenario file: the example (config, shapes, steps, the input
+recipe: generator, seed and options), the adapter, the verdict and the message;
+``random_scenarios.load_example`` reads it back. The summary gives, per adapter, the examples run
+(skipped ones apart), the failures and the time per example (the golden, computed once per example
+and dialect, apart). One process, no parallelism. Progress on stderr: tqdm if installed, else a
+counter line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import sys
+import time
+from collections import Counter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+
+from random_scenarios import DIALECTS, adapter_examples, check, examples, save_failure  # noqa: E402
+
+try:
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - a plain counter instead
+    tqdm = None
+
+
+class _Progress:
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.n, self.failed = total, label, 0, 0
+        self.bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False) if tqdm else None
+        self._last = 0.0
+
+    def update(self, failed: bool) -> None:
+        self.n += 1
+        self.failed += failed
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=self.failed)
+        elif time.monotonic() - self._last > 0.5 or self.n == self.total:
+            self._last = time.monotonic()
+            sys.stderr.write(f"\r{self.label}: {self.n}/{self.total} examples, {self.failed} failed ")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            sys.stderr.write("\n")
+
+
+def _population():
+    from population import MEMBERS
+
+    # one entry per member; the dialect is drawn with each example
+    return [(f"pop.{cls.key}", cls, None) for cls in MEMBERS]
+
+
+def _builtin(patterns):
+    from adamconf.adapters.contract import availability
+    from adamconf.adapters.registry import builtin_adapters
+
+    out = []
+    for name, adapter in builtin_adapters().items():
+        if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        if "cpu" not in adapter.devices or availability(adapter, "cpu") is not None:
+            print(f"  {name}: not available on the CPU here ({availability(adapter, 'cpu')}), not run")
+            continue
+        out.append((name, None, adapter))
+    return out
+
+
+def run_one(label, cls, adapter, n, out_dir, rng_seed):
+    """N examples for one adapter; returns its summary row."""
+    if adapter is not None:  # its dtypes, features and dialect, its known deviations left out
+        strategy = adapter_examples(adapter, label)
+    else:
+        strategy = examples(dtypes=cls.dtypes, features=cls.features)
+    counts, seconds, golden_s, files = Counter(), [], [], []
+    progress = _Progress(n, label)
+
+    @settings(max_examples=n, derandomize=rng_seed is None, deadline=None, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(ex=strategy)
+    def body(ex):
+        a = adapter if adapter is not None else cls(DIALECTS[ex.dialect], label=ex.dialect)
+        with np.errstate(all="ignore"):
+            out = check(a, ex)
+        counts[out.verdict] += 1
+        if out.verdict != "skipped":
+            seconds.append(out.seconds)
+            golden_s.append(out.golden_seconds)
+        bad = out.verdict not in ("passed", "skipped")
+        if bad:
+            files.append(save_failure(out_dir, a.name, ex, out))
+        progress.update(bad)
+
+    if rng_seed is not None:
+        body = seed(rng_seed)(body)
+    t0 = time.perf_counter()
+    try:
+        body()
+    finally:
+        progress.close()
+    ran = sum(v for k, v in counts.items() if k != "skipped")
+    return {"adapter": label, "examples": ran, "skipped": counts["skipped"],
+            "failed": ran - counts["passed"], "verdicts": dict(counts), "wall_s": time.perf_counter() - t0,
+            "s_per_example": float(np.mean(seconds)) if seconds else None,
+            "golden_s_per_example": float(np.mean(golden_s)) if golden_s else None, "failure_files": files}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="examples per built-in adapter (default 2000)")
+    ap.add_argument("--n-population", type=int, default=None, help="examples per population member (default --n)")
+    ap.add_argument("--adapter", action="append", default=[], help="built-in adapters to run (glob; repeatable)")
+    ap.add_argument("--no-population", action="store_true", help="skip the population of correct numpy Adams")
+    ap.add_argument("--no-builtin", action="store_true", help="skip the built-in adapters")
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "random-failures"),
+                    help="directory for the failing examples (default results/random-failures)")
+    ap.add_argument("--summary", default=None, help="also write the summary as JSON to this file")
+    ap.add_argument("--seed", type=int, default=None, help="draw another sample (default: derandomized)")
+    args = ap.parse_args(argv)
+    n_pop = args.n if args.n_population is None else args.n_population
+    jobs = [] if args.no_population else [(j, n_pop) for j in _population()]
+    jobs += [] if args.no_builtin else [(j, args.n) for j in _builtin(args.adapter)]
+    rows = []
+    t0 = time.perf_counter()
+    for (label, cls, adapter), n in jobs:
+        row = run_one(label, cls, adapter, n, args.out, args.seed)
+        rows.append(row)
+        per, gold = row["s_per_example"], row["golden_s_per_example"]
+        per = "-" if per is None else f"{per * 1e3:8.1f} ms"
+        gold = "-" if gold is None else f"{gold * 1e3:.1f} ms"
+        print(f"{label:28s} {row['examples']:6d} run {row['skipped']:5d} skipped {row['failed']:4d} failed  "
+              f"{per}/example (+ golden {gold})  {row['wall_s']:7.1f} s", flush=True)
+    total_fail = sum(r["failed"] for r in rows)
+    print(f"\n{len(rows)} adapters, {sum(r['examples'] for r in rows)} examples run, {total_fail} failed, "
+          f"{time.perf_counter() - t0:.0f} s" + (f"; failing examples in {args.out}" if total_fail else ""))
+    if args.summary:
+        os.makedirs(os.path.dirname(os.path.abspath(args.summary)), exist_ok=True)
+        with open(args.summary, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 1 if total_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
