@@ -66,7 +66,9 @@ def render_html(docs: Sequence[Mapping[str, Any]], out_path: str | Path, *,
 def render_string(docs: Sequence[Mapping[str, Any]], *, title: str = "adamconf conformance report",
                   baseline: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The page of ``render_html`` as a string."""
-    context = build_context(merge(docs), title=title, baseline=merge(baseline) if baseline else None)
+    # the documents are validated (load_results, new_results): merge checks their structure only
+    context = build_context(merge(docs, validated=True), title=title,
+                            baseline=merge(baseline, validated=True) if baseline else None)
     return _environment().get_template("report.html.j2").render(**context)
 
 

@@ -135,6 +135,22 @@ def test_corrupted_documents_are_refused_naming_the_place(doc, corrupt, expected
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("corrupt, expected", [
+    (lambda series: series.pop("step"), "$.cases[0].series: 'step' is a required property"),
+    (lambda series: series["step"].__setitem__(0, True), "$.cases[0].series.step[0]: True is not an integer"),
+    (lambda series: series["update"].__setitem__(1, -0.5), "$.cases[0].series.update[1]: -0.5 is not a number >= 0"),
+    (lambda series: series.update(Bad=[0.1] * len(series["step"])), "'Bad' does not match"),
+    (lambda series: series.update(update=0.3), "$.cases[0].series.update: 0.3: is not of type 'array'"),
+    (lambda series: series.update(step=[]), "a series has 1 to 200"),
+])
+def test_series_are_checked_as_the_schema_says(doc, corrupt, expected):
+    bad = json.loads(json.dumps(doc))
+    corrupt(bad["cases"][0]["series"])
+    with pytest.raises(ResultsError, match="invalid adamconf results") as info:
+        validate(bad)
+    assert expected in str(info.value)
+
+
 def test_without_jsonschema_the_structure_is_still_checked_and_that_is_said(doc, monkeypatch):
     monkeypatch.setitem(sys.modules, "jsonschema", None)  # makes `import jsonschema` raise ImportError
     with pytest.warns(UserWarning, match="jsonschema is not installed"):
