@@ -180,12 +180,17 @@ def assert_conforms(bound: BoundCase, run: Callable[[Case], CaseOutcome] | None 
     outcome = (run or _run_conformance)(case)
     exp = case.expectation
     verdict = outcome.verdict
-    if exp is not None and verdict == exp.verdict:
+    changed = None
+    if exp is not None and verdict == exp.verdict == "failed" and outcome.assessment is not None:
+        changed = exp.changed(outcome.assessment.checks, outcome.budget_used)
+    if exp is not None and verdict == exp.verdict and changed is None:
         verdict = "xfailed"
     elif exp is not None and verdict == "passed":
         verdict = "xpassed"
     text = {
-        "failed": lambda: failure_message(case, outcome),
+        "failed": lambda: (f"{case.id} fails as {exp.source} expects, but its deviation changed: {changed}. "
+                           f"Look at the failure below; if the new deviation is understood, update the entry's "
+                           f"check or budget.\n" if changed else "") + failure_message(case, outcome),
         "error": lambda: error_message(case, outcome),
         "crashed": lambda: error_message(case, outcome),
         "timeout": lambda: error_message(case, outcome),

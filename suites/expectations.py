@@ -8,14 +8,21 @@ An expectations file is TOML (the idea of array-api-tests' xfails files)::
     link = "https://github.com/keras-team/keras/issues/..."          # optional
     verdict = "failed"                                               # optional: failed (default) | error
     evidence = "v[0] = 0.017578125, exact 0.03515625 (g = (3, 4) twice, beta2 = 1 - 2^-7)"  # optional
+    check = "state"          # optional (failed only): the check that must fail (update, trajectory, state, bias)
+    budget = [1e5, 1e8]      # optional (failed only): the range its budget used must fall in; a number
+                             # N means its order of magnitude, N / sqrt(10) .. N * sqrt(10)
 
 A case id is ``adapter::scenario::dtype::device``; the pattern has the same
 four fields, each an ``fnmatch`` glob. A listed case whose verdict is the
 expected one is *xfailed*; one that passes is *xpassed*, which fails the run
 (the deviation is gone: delete the entry so that a regression is caught);
 one with another verdict keeps it (a listed failure that now raises is an
-error, not an expected failure). An entry that matches no case the run's
-adapters could have is *stale* and fails the run (docs/expectations.md).
+error, not an expected failure). An entry that pins its deviation (``check``,
+``budget``) is xfailed only while the failure stays pinned: a listed case that
+fails another check, or at a budget multiple outside the range, has *changed*
+and fails the run like an unexpected pass. An entry that matches no case the
+run's adapters could have is *stale*: a usage error before any case runs
+(docs/expectations.md).
 
 The built-in adapters' files ship in ``adamconf/adapters/expectations/``.
 """
@@ -48,7 +55,9 @@ __all__ = [
 
 #: The verdicts an entry may expect (what the case does instead of passing).
 EXPECTED_VERDICTS = ("failed", "error")
-_KEYS = {"id", "reason", "link", "verdict", "evidence"}
+_KEYS = {"id", "reason", "link", "verdict", "evidence", "check", "budget"}
+#: the checks of an assessment (adamconf.reference.judge) an entry may pin
+CHECKS = ("update", "trajectory", "state", "bias")
 
 
 class ExpectationsError(ValueError):
@@ -66,9 +75,25 @@ class Expectation:
     verdict: str = "failed"
     evidence: str | None = None
     builtin: bool = False
+    check: str | None = None  # the check that must fail
+    budget: tuple[float, float] | None = None  # the range its budget used must be in
 
     def matches(self, case_id: str) -> bool:
         return any(fnmatch.fnmatchcase(case_id, p) for p in self.patterns)
+
+    def changed(self, checks: dict[str, float | None], budget_used: float | None) -> str | None:
+        """How a listed failure no longer matches the deviation the entry pins (None: it matches)."""
+        problems = []
+        if self.check is not None and not (checks.get(self.check) or 0.0) > 1.0:
+            failing = [k for k, v in checks.items() if v is not None and v > 1.0]
+            problems.append(f"it pins the {self.check} check, which now passes "
+                            f"(failing: {', '.join(failing) or 'none'})")
+        if self.budget is not None:
+            lo, hi = self.budget
+            if budget_used is None or not lo <= budget_used <= hi:
+                now = "no budget figure" if budget_used is None else f"{budget_used:.3g} times its budget"
+                problems.append(f"it pins {lo:.3g} to {hi:.3g} times the budget, now {now}")
+        return "; ".join(problems) or None
 
     def record(self) -> dict:
         """The ``expectation`` field of a results case."""
@@ -179,4 +204,26 @@ def _entry(path: Path, index: int, item: object, builtin: bool) -> Expectation:
     evidence = item.get("evidence")
     if evidence is not None and not isinstance(evidence, str):
         raise ExpectationsError(f"{where} ({pattern}): evidence must be a string")
-    return Expectation(patterns, reason.strip(), where, link or None, verdict, evidence, builtin)
+    check, budget = item.get("check"), _budget_range(where, pattern, item.get("budget"))
+    if check is not None and check not in CHECKS:
+        raise ExpectationsError(f"{where} ({pattern}): check = {check!r} must be one of {list(CHECKS)}")
+    if (check is not None or budget is not None) and verdict != "failed":
+        raise ExpectationsError(f"{where} ({pattern}): check and budget pin a failure; verdict = {verdict!r} "
+                                "has no budget (remove them, or expect verdict = 'failed')")
+    return Expectation(patterns, reason.strip(), where, link or None, verdict, evidence, builtin, check, budget)
+
+
+def _budget_range(where: str, pattern: str, raw: object) -> tuple[float, float] | None:
+    """``budget = N`` (its order of magnitude: N / sqrt(10) .. N * sqrt(10)) or ``budget = [lo, hi]``."""
+    if raw is None:
+        return None
+
+    def number(x: object) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf")
+
+    if number(raw):
+        return (raw / 10 ** 0.5, raw * 10 ** 0.5)
+    if isinstance(raw, list) and len(raw) == 2 and all(number(x) for x in raw) and raw[0] < raw[1]:
+        return (float(raw[0]), float(raw[1]))
+    raise ExpectationsError(f"{where} ({pattern}): budget = {raw!r} must be a positive number (its order of "
+                            "magnitude) or a range [low, high] with 0 < low < high, in multiples of the budget")

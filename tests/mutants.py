@@ -629,8 +629,10 @@ def _scale(delta: float) -> str:
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- bias correction ----------------------------------------------------------------------------
+    # its first step divides by zero: NaN parameters from finite inputs, which the driver refuses as a
+    # broken contract (verdict error) before anything is judged
     _m("bc_late", "bias corrections from t - 1 (the step counter read before its increment): bc = 0 at step 1, "
-       "a division by zero", _BcLate, ["dense-default", "dense-first-steps"]),
+       "a division by zero", _BcLate, ["dense-default", "dense-first-steps"], kind="error"),
     _m("bc_early", "bias corrections from t + 1 (the counter incremented twice, or started at 1): an "
        "off-by-one in the step count", _BcEarly, ["dense-default", "dense-first-steps"]),
     _m("bc_missing_m", "bc1 = 1: m not bias-corrected (one correction forgotten in a refactor)",

@@ -332,6 +332,40 @@ def test_a_listed_deviation_is_xfailed_and_the_run_passes(pytester, adapters):
                                               "link": "https://example.org/issue/1"}
 
 
+def test_a_pinned_deviation_is_xfailed_only_while_it_stays_pinned(pytester, adapters):
+    """bias correction one step late on dense-default float32 fails the update check at ~5e5 x its budget."""
+    pins = {"inside": ('check = "update"\nbudget = [1e3, 1e9]', "xfailed"),
+            "grown": ('check = "update"\nbudget = [1, 10]', "failed"),
+            "other check": ('check = "bias"', "failed")}
+    for name, (pin, verdict) in pins.items():
+        path = expectations(pytester, f"""
+            [[expect]]
+            id = "third.late::dense-default::float32::cpu"
+            reason = "bias correction one step late"
+            {pin}
+            """.replace("\n", "\n            "))
+        result = run_suites(pytester, "--adapter", "third.py:Late", "--scenario", "dense-default", "--dtype",
+                            "float32", "--expectations", str(path), "--results", "r.json")
+        case = load_results(pytester.path / "r.json")["cases"][0]
+        assert case["verdict"] == verdict, (name, case["message"][:600])
+        assert result.ret == (0 if verdict == "xfailed" else 1)
+        if verdict == "failed":
+            assert "fails as" in case["message"] and "but its deviation changed: it pins" in case["message"]
+
+
+@pytest.mark.parametrize("pin, message", [
+    ('check = "speed"', "check = 'speed' must be one of"),
+    ("budget = [10, 1]", "must be a positive number (its order of magnitude) or a range"),
+    ('verdict = "error"\nbudget = 10', "check and budget pin a failure"),
+])
+def test_malformed_pins_are_usage_errors(pytester, adapters, pin, message):
+    path = pytester.path / "bad.toml"
+    path.write_text(f'[[expect]]\nid = "third.late::dense-default::*::*"\nreason = "r"\n{pin}\n')
+    result = run_suites(pytester, "--adapter", "third.py:Late", "--expectations", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
 def test_a_listed_case_that_passes_is_xpassed_and_fails_the_run(pytester, adapters):
     path = expectations(pytester, """
         [[expect]]
