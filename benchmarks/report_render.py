@@ -83,9 +83,23 @@ def main(argv=None) -> int:
     parser.add_argument("--browser", action="store_true", help="also time its load in headless Chromium")
     args = parser.parse_args(argv)
 
+    from adamconf.reports import render
     from adamconf.reports.provenance import collect_provenance
     from adamconf.reports.render import render_html
     from adamconf.reports.results import new_results
+
+    plotting = {"n": 0, "s": 0.0}
+    plot = render.budget_plot_svg
+
+    def timed_plot(*a, **k):  # the plots' share of the render time (at most MAX_DETAIL_PLOTS + CLOSEST_PASSES)
+        t = time.perf_counter()
+        try:
+            return plot(*a, **k)
+        finally:
+            plotting["n"] += 1
+            plotting["s"] += time.perf_counter() - t
+
+    render.budget_plot_svg = timed_plot
 
     t0 = time.perf_counter()
     cases = synthetic_cases(args.cases)
@@ -108,6 +122,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     render_html([doc], out)
     t_render = time.perf_counter() - t0
+    plots = dict(plotting)
     size = os.path.getsize(out)
     t0 = time.perf_counter()
     with_baseline = os.path.join(workdir, "baseline.html")
@@ -118,7 +133,8 @@ def main(argv=None) -> int:
     print(f"cases: {len(doc['cases'])} ({', '.join(f'{n} {v}' for v, n in doc['summary'].items() if n)})")
     print(f"build and validate the two results documents: {t_build:.2f} s")
     print(f"load the results file ({os.path.getsize(results) / 1e6:.1f} MB; read, validate): {t_load:.2f} s")
-    print(f"render: {t_render:.2f} s, {size / 1e6:.2f} MB ({out})")
+    print(f"render: {t_render:.2f} s, {size / 1e6:.2f} MB ({out}); of which {plots['n']} matplotlib plots "
+          f"{plots['s']:.2f} s, the rest {t_render - plots['s']:.2f} s")
     print(f"adamconf report RUN.json (load + render): {t_load + t_render:.2f} s")
     print(f"render with a baseline: {t_baseline:.2f} s, {size_baseline / 1e6:.2f} MB")
     if args.browser:

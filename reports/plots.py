@@ -59,7 +59,7 @@ def budget_plot_svg(series: Mapping[str, Sequence], first_failing_step: int | No
     output deterministic (matplotlib salts them with a random UUID otherwise).
     """
     import matplotlib
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     matplotlib.use("Agg")  # no display; also keeps the pyplot-free Figure on a known backend
     from matplotlib.figure import Figure
@@ -103,6 +103,7 @@ def budget_plot_svg(series: Mapping[str, Sequence], first_failing_step: int | No
         axes.yaxis.set_major_locator(LogLocator(base=10, numticks=8))
         axes.yaxis.set_major_formatter(FuncFormatter(lambda y, _: format_budget(y)))
         axes.yaxis.set_minor_formatter(NullFormatter())
+        axes.yaxis.set_minor_locator(NullLocator())  # hundreds of tick lines on a wide log range: most of the time
         axes.set_xlabel("step")
         axes.set_ylabel("budget used")
         axes.grid(True, which="major", axis="y", linewidth=0.3, color="#cccccc")
