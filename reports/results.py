@@ -398,7 +398,10 @@ def merge(docs: Sequence[Mapping[str, Any]], *, validated: bool = False) -> dict
 def _run_keys(docs: Sequence[Mapping[str, Any]]) -> list[str]:
     base = [d.get("label") or d.get("provenance", {}).get("hostname") or "run" for d in docs]
     counts = Counter(base)
-    keys = [b if counts[b] == 1 else f"{b} ({d.get('created', '?')})" for b, d in zip(base, docs)]
+    # runs of one machine are told apart by what they ran (their adapters), then by when
+    keys = [b if counts[b] == 1 else f"{b}: {_adapters_named(d)}" for b, d in zip(base, docs)]
+    counts = Counter(keys)
+    keys = [k if counts[k] == 1 else f"{k} ({d.get('created', '?')})" for k, d in zip(keys, docs)]
     counts = Counter(keys)
     numbered: Counter = Counter()
     out = []
@@ -408,6 +411,14 @@ def _run_keys(docs: Sequence[Mapping[str, Any]]) -> list[str]:
             key = f"{key} #{numbered[key]}"
         out.append(key)
     return out
+
+
+def _adapters_named(doc: Mapping[str, Any]) -> str:
+    """The adapters of a run's cases, for its key: the first two and how many more."""
+    names = list(dict.fromkeys(c.get("adapter", "?") for c in doc.get("cases", [])))
+    if not names:
+        return "no case"
+    return ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
 
 
 # --- writing ----------------------------------------------------------------

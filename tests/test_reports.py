@@ -238,6 +238,16 @@ def test_merge_keeps_the_same_case_from_two_machines_apart(provenance):
     assert view["summary"] == {v: cpu["summary"][v] + gpu["summary"][v] for v in VERDICTS}
 
 
+def test_runs_of_one_machine_are_named_by_their_adapters_then_by_time(provenance):
+    a = new_results([_case(verdict="passed")], provenance)
+    b = new_results([_case(adapter=name, verdict="passed") for name in ("optax.adam", "jax.x", "k.y")], provenance)
+    c = new_results([_case(verdict="passed")], provenance)
+    keys = [run["key"] for run in merge([a, b, c])["runs"]]
+    host = provenance["hostname"]
+    assert keys[1] == f"{host}: optax.adam, jax.x +1"
+    assert keys[0].startswith(f"{host}: torch.adam") and keys[0] != keys[2]
+
+
 def test_merge_refuses_the_same_run_twice(doc):
     with pytest.raises(ResultsError, match="same run"):
         merge([doc, doc])
