@@ -93,7 +93,7 @@ def budget_plot_svg(series: Mapping[str, Sequence], first_failing_step: int | No
             start, value = int(window[0]), max(float(window[1]), FLOOR)
             top = max(top, value)
             axes.plot([start, steps[-1]], [value, value], color="#d62728", linewidth=2.2, alpha=0.55,
-                      solid_capstyle="butt", label=f"mean error, steps {start}-{steps[-1]}:\n{format_budget(window[1])} (the check)")
+                      solid_capstyle="butt", label=f"mean error from\nstep {start}: {format_budget(window[1])}")
         axes.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--", label="budget (100%)")
         if first_failing_step is not None:
             axes.axvline(first_failing_step, color="#d62728", linewidth=0.8, linestyle=":",

@@ -142,6 +142,7 @@ def test_the_report_of_real_runs_reads_right_in_chromium(report, browser):
 
     shot = os.environ.get("ADAMCONF_SCREENSHOT")
     if shot:
+        page.set_viewport_size({"width": 1280, "height": 2250})  # down to the failure's plot
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=shot, full_page=False)
     page.close()
