@@ -173,6 +173,7 @@ def validate(doc: Any) -> None:
 
 
 _SERIES_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NUMBER = (int, float)  # exact types: a bool is not a number here
 
 
 def _without_series(doc: Any) -> tuple[Any, list[str]]:
@@ -204,6 +205,11 @@ def _without_series(doc: Any) -> tuple[Any, list[str]]:
                 continue
             if len(values) > MAX_SERIES_POINTS or (name == "step" and not values):
                 problems.append(f"{where}.{name}: {len(values)} values: a series has 1 to {MAX_SERIES_POINTS}")
+            if name == "step":
+                if all(type(v) is int and v >= 0 for v in values):
+                    continue
+            elif all(v is None or (type(v) in _NUMBER and v >= 0) for v in values):
+                continue  # the common case, fast; the loop below names the first bad value
             for j, v in enumerate(values):
                 if name == "step":
                     ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
