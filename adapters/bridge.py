@@ -225,7 +225,19 @@ class _Child:
             self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise self._crashed(op) from None
+            # the child has gone; what it wrote before it went (a stray line) says more than the crash
+            try:
+                reply_line = self._lines.get(timeout=1.0)
+            except queue.Empty:
+                reply_line = None
+            if reply_line is None:
+                raise self._crashed(op) from None
+        else:
+            reply_line = self._receive(op, timeout_s)
+        return self._parse(op, message, reply_line)
+
+    def _receive(self, op: str, timeout_s: float):
+        """The next line the child wrote (None at its end), or ChildTimeout."""
         try:
             reply_line = self._lines.get(timeout=timeout_s)
         except queue.Empty:
@@ -234,6 +246,10 @@ class _Child:
                 f"{self.label}: no answer to {op!r} within {timeout_s:g} s; killed the child "
                 f"(pid {self.proc.pid}).{_stderr_excerpt(self.stderr_tail())}",
                 self.stderr_tail()) from None
+        return reply_line
+
+    def _parse(self, op: str, message: dict, reply_line) -> dict:
+        """The reply to ``message``, checked; the matching BridgeError for anything else."""
         if reply_line is None:
             raise self._crashed(op)
         if reply_line is _OVERSIZED:
