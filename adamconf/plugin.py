@@ -422,7 +422,6 @@ def _crash_record(report: pytest.TestReport, specs: dict[str, str], logs: Any, t
     from adamconf.reports.record import CaseRecord
     from adamconf.suites.cases import DETERMINISM
     from adamconf.suites.isolation import death
-    from adamconf.reports.record import case_id
 
     nodeid = report.nodeid
     if "[" not in nodeid or not nodeid.endswith("]"):
@@ -439,9 +438,9 @@ def _crash_record(report: pytest.TestReport, specs: dict[str, str], logs: Any, t
     worker = getattr(getattr(node, "gateway", None), "id", None)
     log = logs.for_worker(worker) if logs is not None and worker else None
     verdict, message = death(nodeid, node, log, timeout_s)
-    rerun = CaseRecord(adapter, scenario, family, dtype, device, verdict, spec=specs.get(adapter)).rerun
-    return CaseRecord(adapter, scenario, family, dtype, device, verdict, spec=specs.get(adapter),
-                      message=f"{case_id(adapter, scenario, dtype, device)}: {message}\nrerun: {rerun}").to_dict()
+    rec = CaseRecord(adapter, scenario, family, dtype, device, verdict, spec=specs.get(adapter))
+    rec.message = f"{rec.id}: {message}\nrerun: {rec.rerun}"
+    return rec.to_dict()
 
 
 def _write_results(state: _Session, path: str):

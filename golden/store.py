@@ -209,22 +209,23 @@ def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str, *
     if digest != entry:
         raise GoldenError(f"golden file {path} does not match its manifest (sha256 {digest[:12]}..., expected "
                           f"{entry[:12]}...): it was changed or corrupted. Rebuild with: {rebuild_command(scenario)}")
+    if not parse:
+        return {}
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # object arrays need pickle: refused
         raise GoldenError(f"golden file {path} is not a plain npz of numeric arrays ({exc}); rebuild with: "
                           f"{rebuild_command(scenario)}") from None
-    return arrays if parse else {}
 
 
 def check_store(scenarios: Sequence[Scenario], data_dir: Path = DATA_DIR) -> list[str]:
     """Every problem of the store for these scenarios, before any runs: one line each, with the fix.
 
     The manifest must parse; each scenario's definition in it must be the catalogue's; each of its
-    files (inputs and every golden) must be present with the manifest's sha256 and load as numeric
-    arrays without pickle. About 0.1 s for the whole store; a run calls it once, so that a tampered
-    store is one message, not one per case.
+    files (inputs and every golden) must be present with the manifest's sha256. Hashes only (the
+    arrays are loaded, without pickle, by the case that needs them); a run calls it once, so that a
+    tampered store is one message, not one per case.
     """
     try:
         manifest = read_manifest(data_dir)
