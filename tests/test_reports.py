@@ -417,7 +417,7 @@ def test_a_mean_error_failure_plots_the_bias_series_it_was_decided_by(provenance
     page = render_html([doc], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Decided by" in page and ">bias</span> 3.80×" in page
     assert "bias (failed)" in page and "update (within budget)" in page  # the legend of the plot
-    assert "mean error from</text>" in page and "step 66: 3.80×" in page  # the window statistic, from its first step
+    assert "mean error from step 66: 3.80×" in page  # the window statistic, from its first step
     assert "window starts at step 66" in page
 
 
