@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "adamconf.adapters.torch_adapters",
     "adamconf.adapters.keras_adapters",
     "adamconf.adapters.optax_adapters",
+    "adamconf.adapters.ecosystem_adapters",
     "adamconf.adapters.bridged",
 )
 
