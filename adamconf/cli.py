@@ -189,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="merge results files into an HTML report",
                          description="Merge results files of one or more runs (e.g. a CPU and a GPU runner) "
                                      "into one self-contained HTML report.")
-    rep.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files written by `adamconf run`")
+    rep.add_argument("results", nargs="+", metavar="RESULTS.json",
+                     help="results files written by `adamconf run`, and fingerprints files written by "
+                          "`adamconf fingerprint --results` (their detected dialects join the dialect view)")
     rep.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
                      help="where to write the report (default: %(default)s)")
     rep.add_argument("--title", default="adamconf conformance report", help="the page title")
@@ -206,10 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "golden store that does not load).")
     fp.add_argument("spec", help="adapter spec: a built-in name (`adamconf list adapters`), an entry point, "
                                  "package.module:Name or path/to/file.py:Name")
+    fp.add_argument("more_specs", nargs="*", metavar="SPEC", help="more adapters, fingerprinted in turn")
     fp.add_argument("--json", action="store_true", help="print the machine-readable result")
     fp.add_argument("--dtype", choices=DTYPES,
                     help="run in this dtype (default: float64 when the adapter supports it, else float32)")
     fp.add_argument("--device", choices=DEVICES, default="cpu", help="default: cpu")
+    fp.add_argument("--results", default=None, metavar="FP.json",
+                    help="also write the fingerprints file (docs/fingerprint.md) that `adamconf report RUN.json "
+                         "FP.json` shows beside the claimed dialects")
+    fp.add_argument("--label", default=None, help="a name for this machine in the report (default: the hostname)")
     p._subcommands = sub.choices  # type: ignore[attr-defined]  # name -> parser, for their usage errors
     return p
 

@@ -54,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "adapters' own files always apply to them.")
     group.addoption("--results", default=None, dest="adamconf_results", metavar="PATH",
                     help="write the results JSON here at the end (docs/results-schema.md)")
+    group.addoption("--fingerprint", action="store_true", default=False, dest="adamconf_fingerprint",
+                    help="also take each adapter's fingerprint (`adamconf fingerprint`: its dialect, axis by "
+                         "axis, and its path class) at the end, into the results file for the report's "
+                         "dialect view; a few seconds per adapter (docs/fingerprint.md)")
 
 
 class _Session:
@@ -454,4 +458,23 @@ def _write_results(state: _Session, path: str):
     manifest = DATA_DIR / "manifest.json"
     provenance = collect_provenance(golden_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None)
     adapters = {a.name: describe(a) for _, a, _ in state.adapters()}
-    return write_results(new_results(records, provenance, adapters=adapters, incomplete=state.incomplete), path)
+    fingerprints = _fingerprints(state) if state.config.option.adamconf_fingerprint and not state.incomplete else None
+    return write_results(new_results(records, provenance, adapters=adapters, incomplete=state.incomplete,
+                                     fingerprints=fingerprints), path)
+
+
+def _fingerprints(state: _Session) -> dict:
+    """``--fingerprint``: each adapter's fingerprint entry (adamconf.reports.fingerprints), on the run's first device."""
+    import time
+
+    from adamconf.golden.store import GoldenError
+    from adamconf.reports.fingerprints import fingerprint_adapters
+
+    t0 = time.perf_counter()
+    try:
+        entries = fingerprint_adapters([(spec, a) for spec, a, _ in state.adapters()], device=state.devices[0])
+    except GoldenError as exc:  # the cases saw the same store; the run's results are still written
+        print(f"adamconf: --fingerprint: no fingerprint taken: {exc}")
+        return {}
+    print(f"\nadamconf: --fingerprint: {len(entries)} adapter(s) fingerprinted in {time.perf_counter() - t0:.1f} s")
+    return entries

@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     print(f"cases: {len(doc['cases'])} ({', '.join(f'{n} {v}' for v, n in doc['summary'].items() if n)})")
     print(f"build and validate the two results documents: {t_build:.2f} s")
     print(f"load the results file ({os.path.getsize(results) / 1e6:.1f} MB; read, validate): {t_load:.2f} s")
-    print(f"render: {t_render:.2f} s, {size / 1e6:.2f} MB ({out}); of which {plots['n']} matplotlib plots "
+    print(f"render: {t_render:.2f} s, {size / 1e6:.2f} MB ({out}); of which {plots['n']} plots "
           f"{plots['s']:.2f} s, the rest {t_render - plots['s']:.2f} s")
     print(f"adamconf report RUN.json (load + render): {t_load + t_render:.2f} s")
     print(f"render with a baseline: {t_baseline:.2f} s, {size_baseline / 1e6:.2f} MB")

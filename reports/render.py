@@ -21,6 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from adamconf.reports.plots import budget_plot_svg, format_budget
+from adamconf.reports.fingerprints import load_report_input
+from adamconf.reports.results import KIND as RESULTS_KIND
 from adamconf.reports.results import VERDICTS, ResultsError, load_results, merge, unwritable, write_text_atomic
 
 __all__ = ["build_context", "compare", "deciding_checks", "render_html", "render_string", "report_command",
@@ -53,23 +55,32 @@ CHANGE_KINDS = ("regressed", "fixed", "new", "gone")
 
 def render_html(docs: Sequence[Mapping[str, Any]], out_path: str | Path, *,
                 title: str = "adamconf conformance report",
-                baseline: Sequence[Mapping[str, Any]] | None = None) -> Path:
+                baseline: Sequence[Mapping[str, Any]] | None = None,
+                fingerprints: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write the report of the runs ``docs`` (validated results documents) to ``out_path``.
 
     ``baseline``: results documents of an earlier run (or runs) that the page
-    compares these with (regressed, fixed, new and gone cases). The page is a
+    compares these with (regressed, fixed, new and gone cases). ``fingerprints``:
+    fingerprints documents (``adamconf fingerprint --results``) whose detected
+    dialects join those the runs took (``run --fingerprint``). The page is a
     function of its inputs: the same documents give the same bytes.
     """
-    return write_text_atomic(out_path, render_string(docs, title=title, baseline=baseline))
+    return write_text_atomic(out_path, render_string(docs, title=title, baseline=baseline,
+                                                     fingerprints=fingerprints))
 
 
 def render_string(docs: Sequence[Mapping[str, Any]], *, title: str = "adamconf conformance report",
-                  baseline: Sequence[Mapping[str, Any]] | None = None) -> str:
+                  baseline: Sequence[Mapping[str, Any]] | None = None,
+                  fingerprints: Sequence[Mapping[str, Any]] = ()) -> str:
     """The page of ``render_html`` as a string."""
-    # the documents are validated (load_results, new_results): merge checks their structure only
-    context = build_context(merge(docs, validated=True), title=title,
-                            baseline=merge(baseline, validated=True) if baseline else None)
-    return _environment().get_template("report.html.j2").render(**context)
+    from adamconf.reports.results import _no_gc
+
+    with _no_gc():  # the page is 100,000s of small strings, the documents millions of numbers
+        # the documents are validated (load_results, new_results): merge checks their structure only
+        context = build_context(merge(docs, validated=True), title=title,
+                                baseline=merge(baseline, validated=True) if baseline else None,
+                                fingerprints=fingerprints)
+        return _environment().get_template("report.html.j2").render(**context)
 
 
 def _environment():
@@ -90,9 +101,13 @@ def _environment():
 
 
 def build_context(view: Mapping[str, Any], *, title: str,
-                  baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the template shows, from a merged view (``results.merge``) and an optional baseline view."""
+                  baseline: Mapping[str, Any] | None = None,
+                  fingerprints: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Everything the template shows, from a merged view (``results.merge``), an optional baseline view
+    and fingerprints documents."""
     from markupsafe import Markup
+
+    from adamconf.reports.implementations import dialect_view, fingerprint_sources, implementation_sections
 
     cases = sorted(({**c} for c in view["cases"]), key=_case_order)  # copies: anchors are added below
     for index, case in enumerate(cases):
@@ -108,22 +123,31 @@ def build_context(view: Mapping[str, Any], *, title: str,
     closest = sorted((c for c in cases if c["verdict"] == "passed" and c["series"] and c["budget_used"] is not None),
                      key=lambda c: -c["budget_used"])[:CLOSEST_PASSES]
     plots = {id(c): Markup(_plot(c)) for c in plotted + closest}
+    detailed_anchors = {c["anchor"] for c in detailed}
+    sources = fingerprint_sources(view["runs"], fingerprints)
+    dialects = dialect_view(view["runs"], cases, sources)
     return {
         "title": title,
         # derived from the inputs (the page is deterministic): the newest run's creation time
         "generated": max(run["created"] for run in view["runs"]),
         "comparison": comparison,
         "manifests": _manifest_problem(view["runs"]),
-        "dialects": _dialect_rows(view["runs"], cases),
+        "dialects": dialects,
+        "implementations": implementation_sections(dialects["rows"], dialects["columns"], view["runs"], cases,
+                                                   sources, detailed_anchors, band=_band, verdicts=VERDICTS,
+                                                   is_web_link=_is_web_link, fingerprint_docs=fingerprints),
         "verdicts": VERDICTS,
         "summary": view["summary"],
         "total": sum(view["summary"].values()),
         "runs": view["runs"],
-        "run_lines": [(run["key"], _run_line(run)) for run in view["runs"]],
+        "run_lines": [(run["key"], _run_line(run, sorted({c["device"] for c in cases if c["run"] == run["key"]})))
+                      for run in view["runs"]],
         "incomplete": [(run["key"], run["incomplete"]) for run in view["runs"] if run.get("incomplete")],
         "provenance_rows": _provenance_rows(view["runs"]),
         "adapters": _adapter_rows(view["runs"], cases),
-        "matrix": _matrix(cases, {c["anchor"] for c in detailed}, catalogue=view["cases"]),
+        # runs against different goldens are kept apart: every cell names its run
+        "matrix": _matrix(cases, detailed_anchors, catalogue=view["cases"],
+                          tag_runs=bool(_manifest_problem(view["runs"]))),
         "bands": BAND_LEGEND,
         "detailed": [_detail(c, plots.get(id(c))) for c in detailed],
         "plots_left_out": sum(1 for c in detailed if c["series"]) - len(plotted),
@@ -138,13 +162,17 @@ def _case_order(case: Mapping[str, Any]) -> tuple:
             case["device"], case["run"])
 
 
-def _run_line(run: Mapping[str, Any]) -> str:
-    """One line per run for the page header: where, what hardware, which adamconf."""
+def _run_line(run: Mapping[str, Any], devices: Sequence[str] = ()) -> str:
+    """One line per run for the page header: which machine, the devices its cases ran on, the framework
+    versions, which adamconf and goldens."""
     p = run["provenance"]
-    hardware = ", ".join(g["name"] for g in p["gpus"]) or f"{p['cpu'] or 'cpu'} × {p['cpu_count'] or '?'}"
+    gpus = ", ".join(g["name"] for g in p["gpus"])
+    hardware = f"{p['cpu'] or 'cpu'} × {p['cpu_count'] or '?'}" + (f" + {gpus}" if gpus else "")
     revision = f" ({p['git_revision'][:12]})" if p["git_revision"] else ""
     frameworks = ", ".join(f"{n} {p['packages'][n]}" for n in _FRAMEWORKS if n in p["packages"])
-    return (f"{p['hostname']}, {hardware}; {frameworks + '; ' if frameworks else ''}"
+    manifest = (p["golden_manifest_sha256"] or "none")[:16]
+    return (f"{p['hostname']}, {hardware}; devices {', '.join(devices) or 'none'}; "
+            f"{frameworks + '; ' if frameworks else ''}golden manifest {manifest}; "
             f"{p['implementation']} {p['python']} on {p['os']}; "
             f"adamconf {p['adamconf_version']}{revision}; {run['created']}; {sum(run['summary'].values())} cases")
 
@@ -208,11 +236,12 @@ _CHANGE_MARK = {"regressed": "▼", "fixed": "▲", "new": "+"}
 
 
 def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
-            catalogue: Sequence[Mapping[str, Any]]) -> dict:
+            catalogue: Sequence[Mapping[str, Any]], tag_runs: bool = False) -> dict:
     """An overview (rows adapters, columns families) and one table per family (columns its scenarios).
 
     Each family is a ``<details>`` element, open where a case of it failed (or
-    regressed against the baseline), so the page never holds one 40-column table.
+    regressed against the baseline), so the page never holds one 40-column table. ``tag_runs``:
+    every cell names its run (runs compared against different golden manifests are kept apart).
     Families and scenarios keep the order in which the runs list them
     (``catalogue``: the scenario catalogue's order), not the alphabet's.
     """
@@ -227,7 +256,7 @@ def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
     by_family: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
     for case in cases:
         label = f"{DTYPE_SHORT.get(case['dtype'], case['dtype'])} {case['device']}"
-        if runs_per_case[(case["adapter"], case["scenario"], case["dtype"], case["device"])] > 1:
+        if tag_runs or runs_per_case[(case["adapter"], case["scenario"], case["dtype"], case["device"])] > 1:
             label += f" @{case['run']}"
         change = case.get("change")
         first_line = case["message"].strip().splitlines()[0][:300] if case["message"].strip() else ""
@@ -253,9 +282,38 @@ def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
         out.append({"name": family, "anchor": anchor, "columns": scenarios, "summary": total,
                     "cells": summaries,
                     "open": bool(total["bad"] or total["changes"].get("regressed")),
-                    "rows": [(a, [cells.get((a, s), []) for s in scenarios]) for a in adapters
-                             if by_family.get((a, family))]})
-    return {"adapters": adapters, "families": out}
+                    "rows": _collapse([(a, [cells.get((a, s), []) for s in scenarios]) for a in adapters
+                                       if by_family.get((a, family))], _entries_shown)})
+    overview = _collapse([(a, [family["cells"][i] for family in out]) for i, a in enumerate(adapters)],
+                         _summaries_shown)
+    return {"adapters": adapters, "families": out, "overview": overview}
+
+
+def _entries_shown(cells: Sequence[Sequence[Mapping[str, Any]]]) -> tuple:
+    """What a row of a family table shows, cell by cell (labels, verdicts, budgets as printed, changes)."""
+    return tuple(tuple((e["label"], e["verdict"], format_budget(e["budget"]), e["band"], e["change"]) for e in entries)
+                 for entries in cells)
+
+
+def _summaries_shown(cells: Sequence[Mapping[str, Any]]) -> tuple:
+    return tuple((c["n"], tuple(c["counts"]), format_budget(c["worst_pass"]), c["band"], tuple(c["changes"].items()))
+                 for c in cells)
+
+
+def _collapse(rows: Sequence[tuple[str, Any]], shown) -> list[dict]:
+    """Rows that show the same in every cell become one row naming every adapter of them (``names``).
+
+    The first adapter's cells stand for the group (their links lead to its cases); the
+    order is that of each group's first adapter.
+    """
+    groups: dict[tuple, dict] = {}
+    for name, cells in rows:
+        signature = shown(cells)
+        if signature in groups:
+            groups[signature]["names"].append(name)
+        else:
+            groups[signature] = {"names": [name], "cells": cells}
+    return list(groups.values())
 
 
 def _family_cell(cases: Sequence[Mapping[str, Any]], anchor: str) -> dict:
@@ -383,72 +441,6 @@ def _manifest_problem(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list
 # --- which Adam is it -------------------------------------------------------------
 
 
-def _axes(key: str | None) -> dict[str, str]:
-    """``"eps=standard,bc=on"`` -> ``{"eps": "standard", "bc": "on"}`` (a dialect or path-class key)."""
-    out = {}
-    for part in (key or "").split(","):
-        name, sep, value = part.partition("=")
-        if sep:
-            out[name.strip()] = value.strip()
-    return out
-
-
-def _dialect_rows(runs: Sequence[Mapping[str, Any]], cases: Sequence[Mapping[str, Any]]) -> dict:
-    """Per adapter, axis by axis: the dialect its cases were compared in, and the path classes that fit.
-
-    Dialect axes come from the cases' ``dialect`` keys (the claimed dialect,
-    resolved per scenario), path-class axes from the ``path_class`` of its
-    passing cases (the class the verdict names). A cell lists every value seen;
-    a column whose values differ between adapters is highlighted.
-    """
-    by_adapter: dict[str, list] = defaultdict(list)
-    for case in cases:
-        by_adapter[case["adapter"]].append(case)
-    dialect_axes: list[str] = []
-    class_axes: list[str] = []
-    rows = []
-    for name in sorted(by_adapter):
-        own = by_adapter[name]
-        d_values: dict[str, Counter] = defaultdict(Counter)
-        c_values: dict[str, Counter] = defaultdict(Counter)
-        for case in own:
-            for axis, value in _axes(case["dialect"]).items():
-                d_values[axis][value] += 1
-                if axis not in dialect_axes:
-                    dialect_axes.append(axis)
-            if case["verdict"] == "passed":
-                for axis, value in _axes(case.get("path_class")).items():
-                    c_values[axis][value] += 1
-                    if axis not in class_axes:
-                        class_axes.append(axis)
-        declared = [run["adapters"][name] for run in runs if name in run.get("adapters", {})]
-        rows.append({"name": name,
-                     "claimed": ", ".join(sorted({str(d.get("dialect")) for d in declared})) or "–",
-                     "declared_class": ", ".join(sorted({str(d["path_class"]) for d in declared
-                                                         if d.get("path_class")})) or "–",
-                     "dialect": d_values, "classes": c_values})
-
-    def column(values_of, axes):
-        out = []
-        for axis in axes:
-            seen = {frozenset(values_of(r).get(axis, {})) for r in rows if values_of(r).get(axis)}
-            out.append((axis, len(seen) > 1))
-        return out
-
-    d_cols = column(lambda r: r["dialect"], dialect_axes)
-    c_cols = column(lambda r: r["classes"], class_axes)
-    table = []
-    for r in rows:
-        cells = []
-        for (axis, differs), values_of in [(c, r["dialect"]) for c in d_cols] + [(c, r["classes"]) for c in c_cols]:
-            counter = values_of.get(axis, Counter())
-            text = ", ".join(v if len(counter) == 1 else f"{v} ({n})" for v, n in sorted(counter.items())) or "–"
-            cells.append({"text": text, "differs": differs and bool(counter), "several": len(counter) > 1})
-        table.append({"name": r["name"], "claimed": r["claimed"], "declared_class": r["declared_class"],
-                      "cells": cells})
-    return {"dialect_axes": [a for a, _ in d_cols], "class_axes": [a for a, _ in c_cols], "rows": table}
-
-
 def _band(budget: float | None) -> int:
     """0 ... 4: which fifth of the budget-used scale (10/25/50/75/100 %) a case is in."""
     if budget is None:
@@ -520,11 +512,17 @@ def report_command(args: argparse.Namespace) -> int:
     why = unwritable(out)
     if why:
         problems.append(f"cannot write the report to {args.output}: {why}")
+    fingerprints = []
     for path in args.results:
         try:
-            docs.append(load_results(path))
+            kind, doc = load_report_input(path)
         except ResultsError as exc:
             problems.append(str(exc))
+            continue
+        (docs if kind == RESULTS_KIND else fingerprints).append(doc)
+    if not docs and not problems:
+        problems.append("no results file among the inputs (only fingerprints files): give the results of "
+                        "`adamconf run` too; the fingerprints join its dialect view")
     baseline = []
     for path in getattr(args, "baseline", None) or []:
         try:
@@ -537,7 +535,8 @@ def report_command(args: argparse.Namespace) -> int:
         print("adamconf report: no report written", file=sys.stderr)
         return 2
     try:
-        written = render_html(docs, args.output, title=args.title, baseline=baseline or None)
+        written = render_html(docs, args.output, title=args.title, baseline=baseline or None,
+                              fingerprints=fingerprints)
     except ResultsError as exc:
         print(f"adamconf report: error: {exc}", file=sys.stderr)
         return 2
@@ -546,5 +545,7 @@ def report_command(args: argparse.Namespace) -> int:
         return 2
     cases = sum(sum(d["summary"].values()) for d in docs)
     against = f", compared with {len(baseline)} baseline run(s)" if baseline else ""
-    print(f"adamconf report: wrote {written} ({cases} cases from {len(docs)} run(s){against})")
+    taken = sum(len(d["fingerprints"]) for d in fingerprints)
+    fp = f", {taken} fingerprint(s) from {len(fingerprints)} file(s)" if fingerprints else ""
+    print(f"adamconf report: wrote {written} ({cases} cases from {len(docs)} run(s){against}{fp})")
     return 0

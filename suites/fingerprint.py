@@ -474,30 +474,69 @@ def render(result: dict) -> str:
 
 # -- command line ------------------------------------------------------------------------------------
 def fingerprint_command(args: argparse.Namespace) -> int:
-    """``adamconf fingerprint SPEC [--json] [--dtype D] [--device D]`` (declared in adamconf/cli.py): 0, 1 or 2."""
+    """``adamconf fingerprint SPEC... [--json] [--dtype D] [--device D] [--results FP.json]`` (declared in
+    adamconf/cli.py): 0, 1 or 2.
+
+    Each spec is fingerprinted in turn and printed (``--json``: one JSON object per spec, a list
+    for several). ``--results FP.json`` also writes the fingerprints file that ``adamconf report
+    RUN.json FP.json`` reads (``adamconf.reports.fingerprints``). Exit status: 2 for a usage error of
+    any spec (nothing runs), else 1 when some adapter is not identified, else 0.
+    """
     from adamconf.adapters.registry import UnknownAdapter, load_adapter
 
-    try:
-        adapter = load_adapter(args.spec)
-    except (UnknownAdapter, TypeError) as exc:
-        print(f"adamconf fingerprint: {exc}", file=sys.stderr)
-        return 2
-    if args.dtype is not None and args.dtype not in adapter.dtypes:
-        print(f"adamconf fingerprint: {adapter.name} does not support --dtype {args.dtype} (it declares "
-              f"{', '.join(adapter.dtypes)}); pick one of those or leave --dtype out", file=sys.stderr)
-        return 2
-    if args.device not in adapter.devices:
-        print(f"adamconf fingerprint: {adapter.name} does not run on --device {args.device} (it declares "
-              f"{', '.join(adapter.devices)})", file=sys.stderr)
-        return 2
-    reason = availability(adapter, args.device)
-    if reason:
-        print(f"adamconf fingerprint: {adapter.name} cannot run here: {reason}", file=sys.stderr)
-        return 2
-    try:
-        result = fingerprint(adapter, args.dtype or "float64", args.device, fallback=args.dtype is None)
-    except GoldenError as exc:
-        print(f"adamconf fingerprint: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=1, allow_nan=False) if args.json else render(result))
-    return 0 if result["identified"] else 1
+    specs = [args.spec, *(getattr(args, "more_specs", None) or [])]
+    results_path = getattr(args, "results", None)
+    if results_path:
+        from adamconf.reports.results import unwritable
+
+        why = unwritable(results_path)
+        if why:
+            print(f"adamconf fingerprint: --results {results_path}: {why}", file=sys.stderr)
+            return 2
+    adapters = []
+    for spec in specs:
+        try:
+            adapter = load_adapter(spec)
+        except (UnknownAdapter, TypeError) as exc:
+            print(f"adamconf fingerprint: {exc}", file=sys.stderr)
+            return 2
+        if args.dtype is not None and args.dtype not in adapter.dtypes:
+            print(f"adamconf fingerprint: {adapter.name} does not support --dtype {args.dtype} (it declares "
+                  f"{', '.join(adapter.dtypes)}); pick one of those or leave --dtype out", file=sys.stderr)
+            return 2
+        if args.device not in adapter.devices:
+            print(f"adamconf fingerprint: {adapter.name} does not run on --device {args.device} (it declares "
+                  f"{', '.join(adapter.devices)})", file=sys.stderr)
+            return 2
+        reason = availability(adapter, args.device)
+        if reason:
+            print(f"adamconf fingerprint: {adapter.name} cannot run here: {reason}", file=sys.stderr)
+            return 2
+        adapters.append((spec, adapter))
+    results, entries = [], {}
+    for spec, adapter in adapters:
+        t0 = time.perf_counter()
+        try:
+            result = fingerprint(adapter, args.dtype or "float64", args.device, fallback=args.dtype is None)
+        except GoldenError as exc:
+            print(f"adamconf fingerprint: {exc}", file=sys.stderr)
+            return 2
+        results.append(result)
+        if results_path:
+            from adamconf.reports.fingerprints import entry_from_result
+
+            declared_class = getattr(adapter, "path_class", None)
+            entries[adapter.name] = entry_from_result(
+                result, spec=spec, claimed=str(adapter.dialect), duration_s=time.perf_counter() - t0,
+                declared_path_class=None if declared_class is None else str(declared_class))
+        if not args.json:
+            print(render(result) + ("\n" if len(adapters) > 1 else ""))
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=1, allow_nan=False))
+    if results_path:
+        from adamconf.reports.fingerprints import new_fingerprints, write_fingerprints
+        from adamconf.reports.provenance import collect_provenance
+
+        written = write_fingerprints(new_fingerprints(entries, collect_provenance(), label=args.label), results_path)
+        print(f"adamconf fingerprint: wrote {written} ({len(entries)} adapter(s))", file=sys.stderr)
+    return 0 if all(r["identified"] for r in results) else 1

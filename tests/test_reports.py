@@ -201,7 +201,7 @@ def test_an_invalid_document_is_not_written_over_a_good_file(doc, tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ({"kind": "pytest-json-report", "schema_version": 1}, "not an adamconf results file"),
     ([1, 2, 3], "not an adamconf results file"),
-    ({"kind": "adamconf-results", "schema_version": 3}, "upgrade adamconf"),
+    ({"kind": "adamconf-results", "schema_version": results.SCHEMA_VERSION + 1}, "upgrade adamconf"),
     ({"kind": "adamconf-results", "schema_version": 0}, "not a valid version"),
     ({"kind": "adamconf-results", "schema_version": "1"}, "not a valid version"),
 ])
@@ -500,14 +500,19 @@ def test_the_page_is_the_same_for_the_same_inputs(doc):
     assert render_string([doc, with_plots]) == render_string([doc, with_plots])
 
 
-def test_the_dialect_view_splits_dialect_and_path_class_by_axis(provenance, tmp_path):
+def test_the_dialect_view_shows_claimed_axes_and_the_path_classes_of_passes(provenance, tmp_path):
     cases = [_case(verdict="passed", checks={"update": 0.1}, path_class="powers=pow,theta=once,hyper=dtype"),
              _case(adapter="other", verdict="passed", checks={"update": 0.1}, dialect="eps=hat,bc=on",
                    path_class="powers=double,theta=once,hyper=dtype")]
-    page = render_html([new_results(cases, provenance)], tmp_path / "r.html").read_text(encoding="utf-8")
-    view = page[page.index('id="dialects"'):page.index('id="matrix"')]
-    assert ">powers</th>" in view and ">eps</th>" in view
-    assert 'differs">hat' in view and 'differs">double' in view and 'differs">once' not in view
+    adapters = {"torch.adam": {"name": "torch.adam", "dialect": "pytorch"},
+                "other": {"name": "other", "dialect": "keras"}}
+    page = render_html([new_results(cases, provenance, adapters=adapters)], tmp_path / "r.html").read_text(encoding="utf-8")
+    view = page[page.index('id="dialects"'):page.index('id="porting"')]
+    assert ">epsilon</th>" in view and ">path class</th>" in view
+    # no fingerprint: the claimed value alone, from the preset (keras: epsilon hat, pytorch: standard)
+    assert '<span class="claimed">hat</span></td>' in view and '<span class="claimed">standard</span></td>' in view
+    assert "powers=pow,theta=once,hyper=dtype" in view and "powers=double,theta=once,hyper=dtype" in view
+    assert "0 of\n    2 fingerprinted" in view
 
 
 def test_run_html_writes_the_report_from_the_results_file(tmp_path):
