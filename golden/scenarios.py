@@ -89,6 +89,8 @@ class Scenario:
             axes.append("clip")
         if c.schedule is not None or c.decay:
             axes.append("schedule_step")
+        if self.nonfinite:
+            axes.append("nonfinite")
         return tuple(a for a in AXES if a in axes)
 
     def project(self, dialect: Dialect) -> Dialect:
@@ -189,9 +191,9 @@ CATALOGUE: tuple[Scenario, ...] = (
        "this scenario cannot tell a do-nothing optimizer from Adam: it checks underflow, not the update",
        AdamConfig(eps=1e-8), steps=10, seed=15, options={"grad_scale": 2.0 ** -133}),
     _s("edge-nan", "edge", "one NaN gradient entry at step 3: what propagates", steps=6, seed=16,
-       generator="nonfinite", options={"at": 3, "value": "nan"}),
+       generator="nonfinite", options={"at": 3, "value": "nan"}, separates=(("nonfinite", ("propagate", "skip")),)),
     _s("edge-inf", "edge", "one +inf gradient entry at step 3: what propagates", steps=6, seed=17,
-       generator="nonfinite", options={"at": 3, "value": "inf"}),
+       generator="nonfinite", options={"at": 3, "value": "inf"}, separates=(("nonfinite", ("propagate", "skip")),)),
     # -- sparse ----------------------------------------------------------------------------
     _s("sparse-untouched-rows", "sparse",
        "embedding rows touched early and then never again: dense rows decay, lazy rows freeze",

@@ -23,6 +23,11 @@ Step t = 1, 2, ... with k the schedule index (t - 1 or t, ``Dialect.schedule_ste
              (Kingma & Ba, before section 2.1; Keras, torch SparseAdam)
    theta <- theta - u
 
+Non-finite gradients (``Dialect.nonfinite``): "propagate" applies the step whatever its values;
+"skip" leaves a step with any NaN or infinite gradient entry out entirely (theta, m, v, vmax
+unchanged) and does not count it: t above is then the number of steps applied, which the bias
+corrections and the schedule index see (GradScaler skips ``optimizer.step()``).
+
 Exactness: every input (parameters, gradients and every hyperparameter in
 ``AdamConfig``, including 0.999 or 1e-8, and torch's 1e-6) is taken as the exact
 value of the binary64 float given: no decimal is assumed. ``1 - beta``,
@@ -91,6 +96,7 @@ class StepTrace:
     clip: dict
     g_raw: list
     g_clipped: list
+    count: int = 0  # the Adam step count the bias corrections and the schedule see (t unless steps are skipped)
     bc1: float = 1.0
     bc2: float = 1.0
     touched: list = field(default_factory=list)
@@ -228,9 +234,27 @@ def trajectory(
                 rec[key].append([(np.full(b, np.nan), np.full(b, np.nan)) for b in blank])
 
     snapshot(0)
+    count = 0  # steps applied: t, unless nonfinite="skip" left some out
     for t in range(1, n_steps + 1):
         entries = grads[t - 1]
         check_entries(entries, shapes)
+        if d.nonfinite == "skip" and not _finite_entries(entries):
+            lrs.append(0.0)  # nothing applied
+            if trace is not None:  # nothing moves: every element untouched, as a lazy row
+                st = StepTrace(t=t, lr=0.0, clip={"clipnorm": [False] * len(tensors), "global": False},
+                               g_raw=[np.zeros(int(np.prod(x.shape, dtype=np.int64))) for x in tensors],
+                               g_clipped=[np.zeros(int(np.prod(x.shape, dtype=np.int64))) for x in tensors],
+                               count=count)
+                empty = np.zeros(0)
+                for x in tensors:
+                    st.record(x, [], x.theta, x.m, x.v, x.vmax, empty, empty, empty, empty, empty, empty)
+                trace.append(st)
+            if t in wanted:
+                snapshot(t)
+            continue
+        count += 1
+        t_step = t  # the harness's step, for the records
+        t = count   # the Adam step count, for the bias corrections and the schedule
         k = t - 1 if d.schedule_step == "t-1" else t
         lr_t = _learning_rate(A, config, k)
         lrs.append(A.to_float(lr_t))
@@ -253,7 +277,8 @@ def trajectory(
         g_raw = g_vecs
         g_vecs, clip_info = _clip(A, config, d, g_vecs)
         if trace is not None:
-            st = StepTrace(t=t, lr=float(lr_t), clip=clip_info, g_raw=list(g_raw), g_clipped=list(g_vecs))
+            st = StepTrace(t=t_step, lr=float(lr_t), clip=clip_info, g_raw=list(g_raw), g_clipped=list(g_vecs),
+                           count=t)
 
         if d.bias_correction and held is not None:
             bc1, bc2 = held.bias_corrections(t)
@@ -306,6 +331,7 @@ def trajectory(
                 x.theta, x.m, x.v = A.scatter(x.theta, pos, theta), A.scatter(x.m, pos, m), A.scatter(x.v, pos, v)
             else:
                 x.theta, x.m, x.v = theta, m, v
+        t = t_step
         if t in wanted:
             snapshot(t)
         if trace is not None:
@@ -326,6 +352,12 @@ def trajectory(
     vmax, vmax_lo = stack("vmax") if config.amsgrad else (None, None)
     return Trajectory(np.array(rec_steps, dtype=np.int64), theta, theta_lo, m, m_lo, v, v_lo,
                       vmax, vmax_lo, np.array(lrs, dtype=np.float64))
+
+
+def _finite_entries(entries: Sequence[GradEntry]) -> bool:
+    """Whether every value of a step's gradients is finite (sparse: the values given)."""
+    return all(bool(np.all(np.isfinite(e.values if isinstance(e, SparseGrad) else np.asarray(e, np.float64))))
+               for e in entries)
 
 
 def _learning_rate(A, config: AdamConfig, k: int):

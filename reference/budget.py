@@ -219,25 +219,45 @@ def amplification(beta: float, t: int, bias_correction: bool) -> float:
     return bt / (1.0 - bt)
 
 
-def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False) -> float:
+def schedule_rho(F: Format, config: AdamConfig, k: int) -> float:
+    """Relative error of the schedule's value lr(k) as an implementation in F computes it, from the
+    configured binary64 values: their representation in F, then the arithmetic.
+
+    Exponential decay initial * rate^y (y = k/steps): r(initial) + y r(rate) from the held values
+    (d(rate^y)/rate^y = y d(rate)/rate), and (3 + y |ln rate|) u for the pow (exp(y log rate): the
+    error of log, amplified by y |ln rate|, of exp and of the product; y itself is exact for the
+    catalogue's small k and power-of-two steps, and within u otherwise, which the 3 u covers).
+    Piecewise constant: r(value) + 3u (a select and a cast). No schedule: r(lr).
+    """
+    sched = config.schedule
+    if sched is None:
+        return F.rel_error(float(config.lr))
+    if sched.kind == "piecewise_constant":
+        return F.rel_error(sched(k)) + 3 * F.u
+    num, den = sched.exponent(k)
+    y = num / den
+    return (F.rel_error(sched.initial) + y * F.rel_error(sched.decay_rate)
+            + (3.0 + y * abs(math.log(sched.decay_rate))) * F.u)
+
+
+def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False, lr_fitted: bool = False) -> float:
     """Relative error of lr_t as an implementation in F computes it at schedule index k.
 
     lr_modelled: the judge's variants hold a constant lr exactly as the implementation does
-    (hyper=float32), so its representation is not an error.
+    (hyper=float32), so its representation is not an error; a schedule's float32 arithmetic is
+    still bounded, (3 + y |ln rate|) u_32, unless lr_fitted: the judge then takes each step's
+    float32 value of the schedule from the run itself (``judge._fit_lr32``: the value is a float32
+    number, and which one is identified exactly), leaving the double arithmetic of the variants
+    that compute the schedule in binary64, (3 + y |ln rate|) u_64.
     """
     sched = config.schedule
     if lr_modelled:  # the variants hold lr (and decay) as the implementation does: only the arithmetic is left
-        return 3 * fmt("float64").u if sched is None or sched.kind == "piecewise_constant" else \
-            (3.0 + abs(math.log(sched.decay_rate)) * sched.exponent(k)[0] / sched.exponent(k)[1]) * F.u
-    if sched is None:
-        rho = F.rel_error(float(config.lr))
-    elif sched.kind == "piecewise_constant":
-        rho = F.rel_error(sched(k)) + 3 * F.u
-    else:
+        u64 = fmt("float64").u
+        if sched is None or sched.kind == "piecewise_constant":
+            return 3 * u64
         num, den = sched.exponent(k)
-        y = num / den
-        rho = (F.rel_error(sched.initial) + y * F.rel_error(sched.decay_rate)
-               + (3.0 + y * abs(math.log(sched.decay_rate))) * F.u)
+        return (3.0 + abs(math.log(sched.decay_rate)) * num / den) * (u64 if lr_fitted else F.u)
+    rho = schedule_rho(F, config, k)
     if config.decay:
         dk = config.decay * k
         rho += F.rel_error(config.decay) * dk / (1 + dk) + 3 * F.u
@@ -246,7 +266,7 @@ def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False) ->
 
 def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
                    grads: Sequence[Sequence], dtype: str, *, held: bool = False, rep_dtype: str | None = None,
-                   lr_modelled: bool = False) -> Budget:
+                   lr_modelled: bool = False, lr_fitted: bool = False) -> Budget:
     """Bounds for every step of a case whose arithmetic runs in ``dtype`` (see the module docstring).
 
     held: the comparison is with a variant of the float64 model that holds beta1, beta2 and eps
@@ -254,15 +274,17 @@ def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequen
     otherwise (the exact golden) it is bounded. rep_dtype: the format lr, its schedule and the
     legacy decay are held in (default ``dtype``; float32 for hyper=float32: tf_keras OptimizerV2's
     hyperparameter variables); clip thresholds, weight decay and eps_root are in ``dtype``.
-    lr_modelled: a constant lr is held exactly by the variants.
+    lr_modelled: a constant lr is held exactly by the variants. lr_fitted: so is a schedule's value,
+    fitted per step by the judge (``_rho_lr``).
     Non-finite model values (NaN gradients) give non-finite bounds, silently: the
     assessment judges those elements by their non-finite pattern.
     """
     with np.errstate(all="ignore"):
-        return _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype or dtype, lr_modelled)
+        return _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype or dtype, lr_modelled,
+                               lr_fitted)
 
 
-def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_modelled) -> Budget:
+def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_modelled, lr_fitted) -> Budget:
     d = resolve_dialect(dialect)
     F = fmt(dtype)
     Fr = fmt(rep_dtype)
@@ -304,12 +326,13 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
 
     for st in steps:
         t = st.t
-        k_sched = t - 1 if d.schedule_step == "t-1" else t
-        rho_lr = _rho_lr(Fr, config, k_sched, lr_modelled)
-        amp1[t - 1] = amplification(b1, t, d.bias_correction)
-        amp2[t - 1] = amplification(b2, t, d.bias_correction)
-        rho_step = (rho_lr + _rho_bc(F, b1, t, d.bias_correction, r_b1)
-                    + _rho_bc(F, b2, t, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
+        c = max(st.count, 1)  # the Adam step count (t unless a non-finite step was skipped: nothing moves then)
+        k_sched = c - 1 if d.schedule_step == "t-1" else c
+        rho_lr = _rho_lr(Fr, config, k_sched, lr_modelled, lr_fitted)
+        amp1[t - 1] = amplification(b1, c, d.bias_correction)
+        amp2[t - 1] = amplification(b2, c, d.bias_correction)
+        rho_step = (rho_lr + _rho_bc(F, b1, c, d.bias_correction, r_b1)
+                    + _rho_bc(F, b2, c, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
         # gradient clipping: relative error common to the step (systematic)
         rho_clip = 0.0
         if config.clipnorm is not None or config.global_clipnorm is not None:

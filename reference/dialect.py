@@ -26,6 +26,13 @@ schedule_step             "t-1": schedules and legacy decay see the step count
                           before the increment (Keras iterations, optax count,
                           torch LR schedulers stepped after the optimizer);
                           "t": after it
+nonfinite                 "propagate": a step with a NaN or infinite gradient
+                          entry is applied and the non-finite values flow into
+                          m, v and theta (Kingma & Ba; every optimizer alone);
+                          "skip": such a step is not applied at all: theta, m,
+                          v, vmax and the step count stay as they were
+                          (torch.amp.GradScaler, Keras' LossScaleOptimizer,
+                          optax.apply_if_finite)
 ========================  ==================================================
 
 Weight decay (coupled L2 or decoupled) is a request of the run, so it lives in
@@ -50,6 +57,7 @@ class Dialect:
     sparse_rows: Literal["dense", "lazy"] = "dense"
     clip: Literal["exact", "tf", "torch"] = "exact"
     schedule_step: Literal["t-1", "t"] = "t-1"
+    nonfinite: Literal["propagate", "skip"] = "propagate"
 
     def __post_init__(self) -> None:
         for axis, allowed in AXES.items():
@@ -89,9 +97,10 @@ AXES: dict[str, tuple] = {
     "sparse_rows": ("dense", "lazy"),
     "clip": ("exact", "tf", "torch"),
     "schedule_step": ("t-1", "t"),
+    "nonfinite": ("propagate", "skip"),
 }
 _SHORT = {"epsilon": "eps", "bias_correction": "bc", "amsgrad_max": "amsmax",
-          "sparse_rows": "sparse", "clip": "clip", "schedule_step": "sched"}
+          "sparse_rows": "sparse", "clip": "clip", "schedule_step": "sched", "nonfinite": "nonfinite"}
 
 
 def _fmt(value) -> str:

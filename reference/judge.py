@@ -38,7 +38,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .budget import LAMBDA, Budget, compute_budget
+from .budget import LAMBDA, Budget, compute_budget, schedule_rho
+from .dialect import resolve_dialect
 from .dtypes import fmt
 from .held import HeldSet, held_variants
 from .paths import THETA_ROUNDING, PathClass, candidates, pow_residual
@@ -117,6 +118,7 @@ class Reference:
     theta_lo: list[np.ndarray]
     state: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]  # key -> (hi, lo), (S, *shape)
     exact: bool
+    lr_float32: bool = False      # the variant holds lr_t as a float32 value (``Held.lr_float32``)
 
 
 # -- exact arithmetic helpers ---------------------------------------------------------------------
@@ -370,13 +372,16 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
             d_hi, d_lo0 = _two_diff(ghi[run.pairs], ghi[run.pairs - 1])
             ref_d.append((d_hi, d_lo0 + (glo[run.pairs] - glo[run.pairs - 1])))
             err.append(np.abs(_dd_sub(run.d_hi[k], run.d_lo[k], ref_d[k][0], ref_d[k][1])))
-            judged.append(np.isfinite(th[run.pairs]) & np.isfinite(th[run.pairs - 1]))
+            # a non-finite run value where the reference is finite is the non-finite pattern's failure, not a size
+            rt = run.theta_at[k]
+            judged.append(np.isfinite(th[run.pairs]) & np.isfinite(th[run.pairs - 1])
+                          & np.isfinite(rt[run.pairs]) & np.isfinite(rt[run.pairs - 1]))
         t_err = []
         for k in range(run.n):
             th = _flat(ref.theta[k], len(steps))
             r = _finite(run.theta_at[k])
             e = np.abs(_dd_sub(r, np.zeros_like(r), _finite(th), _finite(_flat(ref.theta_lo[k], len(steps)))))
-            t_err.append(np.where(np.isfinite(th), e, 0.0))
+            t_err.append(np.where(np.isfinite(th) & np.isfinite(run.theta_at[k]), e, 0.0))
         ctx[key] = (ref_d, err, judged, t_err)
     ref_d, err, judged, t_err = ctx[key]
     checks: dict[str, _Ratios] = {}
@@ -571,8 +576,68 @@ def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: 
                  "v": ([x[rows, i] for x in tr.v], [np.zeros_like(x[rows, i]) for x in tr.v])}
         if tr.vmax is not None:
             state["vmax"] = ([x[rows, i] for x in tr.vmax], [np.zeros_like(x[rows, i]) for x in tr.vmax])
-        refs.append(Reference(h.name, h.powers, theta, [np.zeros_like(x) for x in theta], state, False))
+        refs.append(Reference(h.name, h.powers, theta, [np.zeros_like(x) for x in theta], state, False,
+                              h.lr_float32))
     return refs
+
+
+def lr_fit_applies(config, steps: np.ndarray, T: int) -> bool:
+    """Whether the judge identifies a float32 schedule's per-step value from the run (``_fit_lr32``).
+
+    It needs a schedule whose value is not a held constant (exponential decay), every step recorded
+    (the per-step updates) and updates proportional to lr_t: no weight decay, whose coupled form
+    feeds theta, and so the lr history, back into the gradient, and whose decoupled form makes the
+    update depend on theta_{t-1}.
+    """
+    sched = config.schedule
+    return (sched is not None and sched.kind != "piecewise_constant" and not config.weight_decay
+            and len(steps) == T + 1 and bool(np.all(np.asarray(steps) == np.arange(T + 1))))
+
+
+def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int) -> Reference:
+    """The variant with each step's float32 schedule value identified from the run, exactly.
+
+    An implementation that computes lr(k) in float32 (Keras and tf_keras schedules, optax's in a float64
+    run) applies lr_t = c_t, a float32 number within rho(k) (``budget.schedule_rho``, float32) of the exact
+    lr(k), not necessarily the nearest one: which one depends on its pow. Bounding that choice costs a few
+    float32 ulps of every update, and a constant bug of that size would pass. But with no weight decay the
+    update is proportional to lr_t (m and v do not depend on it), so c_t is read off the run: the least
+    squares factor s_t = sum(Delta delta) / sum(delta^2) between the run's updates Delta and the variant's
+    delta (variant lr L_t = fl32(lr(k))), times L_t, rounded to the nearest float32 and kept within
+    rho(k). The estimate is good to the float64 rounding of theta (~1e-14 relative) against a float32
+    spacing of 6e-8 to 1.2e-7, so a correct run's c_t is found exactly; a run whose lr_t is no float32
+    number (a bug of 1e-12 times a float32 value) is then off by its own error, which the float64 budget
+    resolves. The reference becomes theta_t + sum_{s<=t} (c_s / L_s - 1) delta_s, the sum kept as the low
+    part so that no rounding is added.
+    """
+    d = dialect
+    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    flat_ref = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in ref.theta]
+    flat_run = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in run_all]
+    deltas = [np.diff(r, axis=0) for r in flat_ref]
+    run_d = [np.diff(r, axis=0) for r in flat_run]
+    factor = np.ones(T)
+    for t in range(1, T + 1):
+        num = den = 0.0
+        for dl, rd in zip(deltas, run_d):
+            ok = np.isfinite(dl[t - 1]) & np.isfinite(rd[t - 1]) & (dl[t - 1] != 0)
+            num += float(np.sum(rd[t - 1][ok] * dl[t - 1][ok]))
+            den += float(np.sum(dl[t - 1][ok] ** 2))
+        k = t - 1 if d.schedule_step == "t-1" else t
+        exact = float(config.base_lr(k))
+        held = f32(exact)
+        if den == 0 or held == 0 or not math.isfinite(num):
+            continue
+        rho = schedule_rho(fmt("float32"), config, k)
+        lo, hi = sorted((exact * (1 - rho), exact * (1 + rho)))
+        c = min(max(f32(num / den * held), f32(lo)), f32(hi))
+        factor[t - 1] = c / held
+    corr = [np.vstack([np.zeros((1, dl.shape[1])),
+                       np.cumsum(np.where(np.isfinite(dl), (factor[:, None] - 1.0) * dl, 0.0), axis=0)])
+            for dl in deltas]
+    lo_parts = [(lo + c).reshape(np.shape(th)) for lo, c, th in
+                zip((np.asarray(x, np.float64).reshape(T + 1, -1) for x in ref.theta_lo), corr, ref.theta)]
+    return Reference(ref.name + ",lr:fitted", ref.powers, ref.theta, lo_parts, ref.state, ref.exact, True)
 
 
 _THETA_RANK = {t: i for i, t in enumerate(("once", "master", "kahan", "twice", "stochastic"))}
@@ -630,15 +695,21 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             round_dtype, hyper, _master = key
             cls_group = groups[key]
             exact = dtype == "float64" and hyper == "dtype"
-            budget = _cached(cache and base + ("budget", round_dtype, hyper, exact) or None, lambda: compute_budget(
+            fitted = hyper == "float32" and lr_fit_applies(s.config, steps, T)
+            budget = _cached(cache and base + ("budget", round_dtype, hyper, exact, fitted) or None,
+                             lambda: compute_budget(
                 s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
-                rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32"))
+                rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32",
+                lr_fitted=fitted))
             if exact:
                 refs = [_golden_reference(golden)]
             else:
                 refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype,
                                                  tuple(c.key() for c in cls_group)) or None,
                                lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
+                if fitted:  # per run: each step's float32 schedule value, read off the run
+                    refs = [_fit_lr32(r, run_all, s.config, resolve_dialect(dialect), T) if r.lr_float32 else r
+                            for r in refs]
             factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
             run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
             prepared[key] = (cls_group, budget, refs, factor, run)

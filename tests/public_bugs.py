@@ -26,6 +26,7 @@ import ml_dtypes
 import numpy as np
 
 from adamconf.adapters.contract import BaseAdapter, Unsupported
+from adamconf.reference.dialect import Dialect
 from adamconf.reference.grads import SparseGrad
 from mutants import Base, BaseRun, _CoupledClaimsDecoupled, _DecayAfterUpdate, _DecayNotLrScaled, _EpsFixed7, run
 
@@ -287,7 +288,8 @@ class _FusedAmpRun:
 
 
 class FusedAmp(BaseAdapter):
-    dialect = "pytorch"
+    #: torch's dialect with GradScaler's skipping of non-finite steps: what the loop claims to do
+    dialect = Dialect(clip="torch", nonfinite="skip")
     dtypes = ("float32",)
     devices = ("cpu",)
     features = ("nonfinite",)
@@ -356,15 +358,11 @@ BUGS: tuple[PublicBug, ...] = (
        "fused Adam/AdamW passed found_inf to the kernel only when grad_scale was set: after an explicit "
        "GradScaler.unscale_ (grad_scale None) a step with inf/NaN gradients was applied instead of skipped",
        "real torch.optim.Adam(fused=True) on the CPU stepped as GradScaler does after unscale_ "
-       "(grad_scale None, found_inf set); the bug is the same loop without found_inf",
+       "(grad_scale None, found_inf set), claiming torch's dialect with GradScaler's nonfinite=skip; the bug is "
+       "the same loop without found_inf: it applies the non-finite step (theta moves, then turns NaN)",
        lambda: FusedAmp(pass_found_inf=False), ["edge-nan", "edge-inf"], also=("pytorch/pytorch#95781",
                                                                                  "pytorch/pytorch#96106"),
-       kind="nonfinite", requires="torch", caught=False,
-       not_caught="the goldens of edge-nan/edge-inf are plain Adam, where a NaN gradient propagates: the buggy "
-       "loop *matches* them and the correct, skipping one fails them. Catching it needs a dialect axis in "
-       "reference/ (nonfinite = propagate | skip: a step with a non-finite gradient leaves theta, m, v, vmax "
-       "and t unchanged, as GradScaler, optax.apply_if_finite and Keras' LossScaleOptimizer do) and goldens "
-       "of edge-nan/edge-inf under skip; an adapter feature to declare it"),
+       requires="torch", controls=("dense-default",)),
     _b("te_zero_size_tail", "NVIDIA/TransformerEngine", "issue 3207",
        "FusedAdam (and torch's CUDA foreach/fused multi_tensor_apply) silently skipped the update of every "
        "tensor of a group whose last parameter had zero elements",

@@ -115,7 +115,7 @@ def test_cli_json_through_a_file_spec(capsys):
     assert result["adapter"] == "numpy.kingma" and result["dtype"] == "float64"
     assert {a: v["value"] for a, v in result["axes"].items()} == {
         "epsilon": "standard", "bias_correction": True, "amsgrad_max": "raw", "sparse_rows": "dense",
-        "clip": "exact", "schedule_step": "t-1"}
+        "clip": "exact", "schedule_step": "t-1", "nonfinite": "propagate"}
     assert result["axes"]["clip"]["values"] == ["exact", "tf"]  # the same exact trajectory
     assert "kingma" in result["presets"]
 

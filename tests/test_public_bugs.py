@@ -73,16 +73,22 @@ def test_bug_passes_where_it_does_not_show(bug, label):
     assert out.verdict == "passed", f"{bug.name} fails its control {label}: {out.message}"
 
 
-def test_the_uncaught_bug_is_uncaught_for_the_stated_reason():
-    """pytorch PR 95847 (fused Adam ignored found_inf when grad_scale was None): the catalogue's goldens let a
-    non-finite gradient propagate, as plain Adam does. The buggy loop matches them; the correct, skipping loop
-    (real torch 2.13 fused Adam honouring found_inf) does not. A skip dialect is what would catch the bug."""
+@pytest.mark.parametrize("label", ["edge-nan", "edge-inf"])
+def test_the_skip_dialect_separates_the_fused_found_inf_bug(label):
+    """pytorch PR 95847 (fused Adam ignored found_inf when grad_scale was None), by the nonfinite=skip axis: the
+    correct loop (real torch 2.13 fused Adam honouring found_inf) passes the skip golden, the buggy one (found_inf
+    never passed) fails it by its non-finite pattern; and under torch's own propagating dialect it is the other
+    way round, so the axis, not the reproduction, is what separates them."""
     bug = get("torch_fused_found_inf")
     _skip_if_missing(bug)
-    buggy = run(FusedAmp(pass_found_inf=False), "edge-nan", "float32")
-    fixed = run(FusedAmp(pass_found_inf=True), "edge-nan", "float32")
-    assert buggy.verdict == "passed", buggy.message
-    assert fixed.verdict == "failed" and "non-finite pattern differs" in fixed.message, fixed.message
+    fixed, buggy = FusedAmp(pass_found_inf=True), FusedAmp(pass_found_inf=False)
+    assert run(fixed, label, "float32").verdict == "passed"
+    out = run(buggy, label, "float32")
+    assert out.verdict == "failed" and "non-finite pattern differs" in out.message, out.message
+    for adapter in (fixed, buggy):
+        adapter.dialect = "pytorch"
+    assert run(buggy, label, "float32").verdict == "passed"
+    assert run(fixed, label, "float32").verdict == "failed"
 
 
 def test_real_fused_adam_honours_found_inf_without_grad_scale():
