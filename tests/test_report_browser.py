@@ -4,12 +4,14 @@ Three real ``adamconf run``s (subprocesses, a few seconds each) over small numpy
 adapters from tests/numpy_adam.py: a baseline in which ``third.buggy`` is a correct Adam,
 a run in which it multiplies every update by 1 + 1e-5 (a planted bug its mean-error check
 decides) beside an adapter named ``<img src=x onerror=alert(1)>``, and a run of the example
-adapter of the README that writes its own report (``--html``). ``adamconf report`` merges the
-last two against the first; the page is opened in Debian's ``chromium`` driven by Playwright
-(``executable_path``: Playwright's own browser download is not used) and checked as a reader
-sees it: the dialect view, the matrix, a failure's plot of the check that decided it, the
-baseline section; the hostile name is text and fires no dialog; the page requests nothing but
-``file:`` and ``data:`` URLs.
+adapter of the README that takes its fingerprint (``--fingerprint``) and writes its own report
+(``--html``); and a real ``adamconf fingerprint torch.adam --results`` (when torch is installed).
+``adamconf report`` merges the runs and the fingerprints file against the baseline; the page is
+opened in Debian's ``chromium`` driven by Playwright (``executable_path``: Playwright's own
+browser download is not used) and checked as a reader sees it: the dialect view with detected
+values, the porting pairs, the matrix, a failure's plot of the check that decided it, the
+baseline section, an implementation's section; the hostile name is text and fires no dialog;
+the page requests nothing but ``file:`` and ``data:`` URLs.
 
 Skips, saying why, without chromium (``apt-get install chromium``) or Playwright
 (``pip install playwright``); ``tox -e browser`` installs Playwright. With
@@ -18,6 +20,7 @@ Skips, saying why, without chromium (``apt-get install chromium``) or Playwright
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -83,11 +86,18 @@ def report(tmp_path_factory) -> Path:
     assert run.returncode == 1  # the planted bug fails
     example = ROOT / "docs" / "examples" / "numpy_adapter.py"
     run = _adamconf("run", "--adapter", f"{example}:NumpyAdam", "--scenario", "dense-first-steps",
-                    "--scenario", "amsgrad-dyadic", "--results", "example.json", "--html", "example.html", cwd=work)
+                    "--scenario", "amsgrad-dyadic", "--fingerprint", "--results", "example.json",
+                    "--html", "example.html", cwd=work)
     assert run.returncode == 0 and "report written to example.html" in run.stdout
+    assert "--fingerprint: 1 adapter(s) fingerprinted" in run.stdout
     assert (work / "example.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    _adamconf("report", "now.json", "example.json", "--baseline", "baseline.json", "-o", "report.html",
-              "--title", "adamconf report: a planted bug against its baseline", cwd=work)
+    inputs = ["now.json", "example.json"]
+    if importlib.util.find_spec("torch") is not None:  # a real framework's fingerprint, from a file
+        _adamconf("fingerprint", "torch.adam", "--results", "fp.json", "--label", "fingerprint-box", cwd=work)
+        inputs.append("fp.json")
+    made = _adamconf("report", *inputs, "--baseline", "baseline.json", "-o", "report.html",
+                     "--title", "adamconf report: a planted bug against its baseline", cwd=work)
+    assert "fingerprint(s) from 1 file(s)" in made.stdout or "fp.json" not in inputs
     return work / "report.html"
 
 
@@ -107,9 +117,20 @@ def test_the_report_of_real_runs_reads_right_in_chromium(report, browser):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(report.as_uri(), wait_until="load")
 
-    # the dialect view and the matrix
+    # the dialect view: claimed and detected values (run --fingerprint of the example; torch.adam from a file)
     assert page.locator("#dialects table.dialects").is_visible()
-    assert page.locator("#dialects").get_by_text("third.buggy").is_visible()
+    assert page.locator("#dialects table.dialects").get_by_text("third.buggy").is_visible()
+    example_row = page.locator("#dialects table.dialects tr", has_text="example.numpy_adam")
+    detected = example_row.locator("td.dcell .detected")
+    assert detected.first.is_visible() and detected.first.inner_text() == "standard"  # epsilon, detected
+    assert example_row.locator("td.dcell .claimed").first.inner_text() == "standard"
+    assert "detected: " in example_row.locator("th").inner_text()
+    if importlib.util.find_spec("torch") is not None:
+        torch_row = page.locator("#dialects table.dialects tr", has_text="torch.adam")
+        assert torch_row.locator("td.dcell .detected", has_text="torch").first.is_visible()  # its clip formula
+        assert page.locator("#porting + p + table.pairs").get_by_text("example ↔ torch").is_visible()
+
+    # the matrix
     assert page.locator("#matrix table.matrix.overview").is_visible()
     dense = page.locator("details.family", has_text="dense")
     assert dense.first.get_attribute("open") is not None  # a family with a failure is open
@@ -133,6 +154,17 @@ def test_the_report_of_real_runs_reads_right_in_chromium(report, browser):
     assert "bias (failed)" in plot.inner_html()
     assert "first failing step" in plot.inner_html()
 
+    # an implementation's section: its dialect (claimed, detected), versions, every case
+    page.locator("#dialects table.dialects a", has_text="example.numpy_adam").click()
+    section = page.locator("details.impl", has_text="example.numpy_adam").first
+    assert section.get_attribute("open") is not None and section.is_visible()  # the link opened it
+    assert section.locator("table.impl-axes").is_visible()
+    assert "versions (" in section.inner_text() and "fingerprint" in section.inner_text()
+    section.locator("details.impl-cases > summary").click()
+    cases = section.locator("table.cases tbody tr")
+    assert cases.count() >= 2 and cases.first.is_visible()
+    assert "dense-first-steps" in section.locator("table.cases tbody").inner_text()
+
     # the hostile adapter name is text, and nothing ran
     assert page.get_by_text(HOSTILE, exact=True).first.is_visible()
     assert page.evaluate("document.querySelectorAll('img, script').length") == 0
@@ -142,7 +174,8 @@ def test_the_report_of_real_runs_reads_right_in_chromium(report, browser):
 
     shot = os.environ.get("ADAMCONF_SCREENSHOT")
     if shot:
-        page.set_viewport_size({"width": 1280, "height": 2250})  # down to the failure's plot
+        page.reload(wait_until="load")  # the sections as they open: closed
+        page.set_viewport_size({"width": 1280, "height": 2950})  # down to the failure's plot
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=shot, full_page=False)
     page.close()
