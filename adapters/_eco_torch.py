@@ -127,6 +127,10 @@ class EcoRun(TorchRun):
             m.append(_as_numpy(mk))
             v.append(_as_numpy(vk))
             if amsgrad:
+                if vmk is None:
+                    held = sorted(map(str, self.optimizer.state.get(p, {})))
+                    raise RuntimeError(f"{self.recipe.spec.qualname} keeps no AMSGrad maximum although amsgrad=True "
+                                       f"was passed: its optimizer.state holds only {held}")
                 vmax.append(_as_numpy(vmk))
         if len(set(steps)) > 1:
             raise RuntimeError(f"{self.recipe.spec.qualname}: per-parameter step counters disagree: {steps}")
@@ -153,6 +157,11 @@ class EcoAdapter(BaseAdapter):
         self.description = description
         self.dtypes = tuple(dtypes)
         self.devices = tuple(devices)
+
+    @property
+    def library(self) -> str:
+        """The import name of the library under test."""
+        return self.spec.module
 
     def available(self, device: str | None = None) -> str | None:
         reason = library_reason(self.spec.module, self.spec.pip)

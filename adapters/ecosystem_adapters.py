@@ -62,6 +62,7 @@ from typing import Any
 
 from adamconf.reference.config import AdamConfig
 
+from ._eco_mindspore import MindSporeAdapter
 from ._eco_torch import EcoAdapter, EcoSpec, adam_kwargs
 from .contract import Unsupported
 
@@ -91,9 +92,6 @@ def _bnb_state(optimizer: Any, p: Any, group: dict[str, Any]) -> Any:
     st = optimizer.state.get(p, {})
     if not st:
         return None
-    if group.get("amsgrad"):
-        raise RuntimeError("bitsandbytes holds no AMSGrad maximum: optimizer.state has only "
-                           f"{sorted(st)} although amsgrad=True was passed (Adam.__init__ drops it)")
     return st["step"], st["state1"], st["state2"], None
 
 
@@ -202,12 +200,15 @@ def _ao_kwargs(config: AdamConfig) -> dict[str, Any]:
 
 
 def _ao(name: str, cls: str, *, dtypes: tuple[str, ...], theta: str, **fixed: Any) -> EcoAdapter:
+    # stochastic rounding draws from torch's global generator, which state_dict() does not hold: a
+    # restored run rounds with other random numbers, so no bitwise checkpoint is declared for it
+    checkpoint = () if theta == "stochastic" else ("checkpoint",)
     return EcoAdapter(
         name,
         EcoSpec("torchao", "torchao==0.18.0", f"torchao.optim.{cls}", _ao_make(cls, **fixed), _ao_kwargs,
                 _torch_state),
         dialect=TORCH_CLIP, path_class=f"powers=pow,theta={theta}",
-        features=("decoupled_weight_decay", "amsgrad", *_CLIPPING, "state", "checkpoint", "nonfinite"),
+        features=("decoupled_weight_decay", "amsgrad", *_CLIPPING, "state", *checkpoint, "nonfinite"),
         dtypes=dtypes,
         description=f"torchao.optim.{cls}" + "".join(f" {k}={v}" for k, v in fixed.items())
                     + ": float32 arithmetic under torch.compile, beta^t in float32",
@@ -272,4 +273,11 @@ ADAPTERS: list[EcoAdapter] = [
     ),
     _po("pytorch_optimizer.adam", "Adam"),
     _po("pytorch_optimizer.adamw", "AdamW"),
+    # MindSpore documents both with the standard epsilon form and AMSGrad; no clipping or schedule wrapped
+    MindSporeAdapter("mindspore.adam", "Adam", dialect="kingma", path_class="powers=pow,theta=once",
+                     features=("weight_decay", "amsgrad", "state", "nonfinite"), dtypes=("float16", "float32"),
+                     description="mindspore.experimental.optim.Adam (ops.Adam kernel), PyNative, CPU"),
+    MindSporeAdapter("mindspore.adamw", "AdamW", dialect="kingma", path_class="powers=pow,theta=once",
+                     features=("decoupled_weight_decay", "amsgrad", "state", "nonfinite"), dtypes=("float32", "float64"),
+                     description="mindspore.experimental.optim.AdamW, PyNative, CPU"),
 ]

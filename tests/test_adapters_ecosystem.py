@@ -25,7 +25,7 @@ from adamconf.suites.runner import case_id, run_case
 
 EXPECTATIONS = load_expectations([], builtin=builtin_files())
 BY_NAME = {a.name: a for a in ADAPTERS}
-LIBRARIES = sorted({a.spec.module for a in ADAPTERS})
+LIBRARIES = sorted({a.library for a in ADAPTERS})
 
 
 def test_declarations():
@@ -35,7 +35,7 @@ def test_declarations():
     for a in ADAPTERS:
         assert registry[a.name] is a
         assert a.name.split(".")[0] in {"deepspeed", "bitsandbytes", "optimi", "torchao", "heavyball",
-                                        "pytorch_optimizer"}
+                                        "pytorch_optimizer", "mindspore"}
         assert set(a.dtypes) <= set(DTYPES) and a.devices == ("cpu",)
         assert set(a.features) <= set(FEATURES), set(a.features) - set(FEATURES)
         assert not {"sparse", "eps_root", "lr_decay", "config"} & set(a.features)
