@@ -265,6 +265,9 @@ def _matrix(cases: Sequence[Mapping[str, Any]], detailed_anchors: set[str], *,
             "verdict": case["verdict"],
             "budget": case["budget_used"],
             "band": _band(case["budget_used"]),
+            # the margin bar's width (computed here: jinja's min filter took a quarter second at 10,000 cases)
+            "bar": f"{min(case['budget_used'] * 100, 100):.1f}"
+                   if case["verdict"] == "passed" and case["budget_used"] is not None else None,
             "change": change,
             "mark": _CHANGE_MARK.get(change, ""),
             "tooltip": f"{case['id']} [{case['run']}]: {case['verdict']}"

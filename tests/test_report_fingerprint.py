@@ -216,3 +216,23 @@ def test_the_plot_is_deterministic_svg_without_ids(provenance):
     assert svg == budget_plot_svg(series, 16, deciding=["bias"], window=(17, 3.0))
     assert " id=" not in svg and "<style" not in svg and "<script" not in svg
     assert "bias (failed)" in svg and "update (within budget)" in svg and "first failing step 16" in svg
+
+
+def test_run_fingerprint_writes_the_fingerprints_into_the_results_file(tmp_path):
+    """A real run of the README's example adapter with --fingerprint (a few seconds)."""
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "adamconf", "run", "--adapter", f"{EXAMPLE}:NumpyAdam", "--scenario",
+         "dense-first-steps", "--dtype", "float32", "--fingerprint", "--results", "run.json", "--html", "r.html"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert "--fingerprint: 1 adapter(s) fingerprinted in" in completed.stdout
+    doc = load_results(tmp_path / "run.json")
+    entry = doc["fingerprints"]["example.numpy_adam"]
+    assert entry["status"] == "done" and entry["axes"]["bias_correction"]["values"] == [True]
+    assert entry["spec"] == f"{EXAMPLE}:NumpyAdam" and entry["duration_s"] > 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<span class="claimed">on</span><span class="detected">on</span>' in page
+    assert "1 of\n    1 fingerprinted" in page
