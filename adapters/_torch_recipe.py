@@ -47,6 +47,7 @@ class TorchPath:
     fused: bool | None = None
     capturable: bool = False
     compiled: bool = False  # the step runs under torch.compile (inductor)
+    amp: bool = False  # stepped through torch.amp.GradScaler: a step with a non-finite gradient is skipped
 
     def flags(self) -> dict[str, Any]:
         """The constructor keywords that select the path (none for SparseAdam)."""

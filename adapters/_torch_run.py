@@ -11,6 +11,15 @@ Per step (the order of a torch training loop):
    ``min(c / (n + 1e-6), 1)``, n computed in the gradient's dtype;
 3. ``optimizer.step()`` (under ``torch.compile`` for the compiled path);
 4. ``scheduler.step()`` (LambdaLR, see ``_torch_recipe``).
+
+Through ``torch.amp.GradScaler`` (``TorchPath.amp``), the mixed-precision loop torch documents
+(torch/amp/grad_scaler.py): the gradient comes from ``scaler.scale(loss).backward()`` of
+``loss = sum((p * g).sum())`` (so ``p.grad = g * scale``), then ``scaler.unscale_(optimizer)``,
+the clipping, ``scaler.step(optimizer)`` and ``scaler.update()``. The scale starts at 1 and is a
+power of two (halved after a skipped step, never grown: ``growth_interval`` 2^30), so scaling and
+unscaling are exact; what the loop adds is the skip: a step with an inf or NaN gradient entry is
+not applied and not counted (``found_inf``; the fused kernel takes it as an argument, which is
+the path of pytorch PR 95847).
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ class TorchRun:
         self._shapes = [tuple(p.shape) for p in params]
         self.optimizer, self.scheduler = build(self._torch, recipe, params)
         self._step_fn = _compiled_step(self._torch, self.optimizer) if recipe.path.compiled else self.optimizer.step
+        self._scaler = (self._torch.amp.GradScaler(device, init_scale=1.0, growth_interval=2 ** 30)
+                        if recipe.path.amp else None)
 
     # -- construction --------------------------------------------------------------
     @classmethod
@@ -72,6 +83,8 @@ class TorchRun:
     # -- the Run protocol ------------------------------------------------------------
     def step(self, grads: Sequence[GradEntry]) -> None:
         check_entries(grads, self._shapes)
+        if self._scaler is not None:
+            return self._amp_step(grads)
         sparse = self.recipe.path.optimizer == "SparseAdam"
         for p, g, shape in zip(self._params, grads, self._shapes):
             if sparse:
@@ -138,6 +151,20 @@ class TorchRun:
         return config_json(self.recipe, self.optimizer)
 
     # -- internals -------------------------------------------------------------------------
+    def _amp_step(self, grads: Sequence[GradEntry]) -> None:
+        """One iteration of torch's documented GradScaler loop (the module docstring)."""
+        torch, scaler = self._torch, self._scaler
+        if any(isinstance(g, SparseGrad) for g in grads):
+            raise Unsupported("the GradScaler adapters take dense gradients only")
+        for p in self._params:
+            p.grad = None
+        loss = sum((p * to_tensor(torch, g, self.dtype, self.device)).sum() for p, g in zip(self._params, grads))
+        scaler.scale(loss).backward()
+        scaler.unscale_(self.optimizer)
+        self._clip()
+        scaler.step(self.optimizer)
+        scaler.update()
+
     def _clip(self) -> None:
         clip, utils = self.recipe.clip, self._torch.nn.utils
         if clip.get("clipvalue") is not None:

@@ -107,13 +107,19 @@ def _checked(got: Any, shapes: Sequence[tuple], dtype: str, when: str, what: str
     return out
 
 
-def _state_checked(st: Any, shapes: Sequence[tuple], t: int) -> dict:
-    """run.state() checked against the contract: a dict whose m and v (and vmax, or None) hold one array per parameter."""
+def _state_checked(st: Any, shapes: Sequence[tuple], t: int, applied: int | None = None) -> dict:
+    """run.state() checked against the contract: a dict whose m and v (and vmax, or None) hold one array per parameter.
+
+    The step counter is t, or ``applied``, the steps whose gradients were all finite (an implementation that
+    skips a non-finite step, ``Dialect.nonfinite = "skip"``, does not count it).
+    """
     if not isinstance(st, dict):
         raise AdapterContractError(f"state() returned a {type(st).__name__} after step {t}; the contract: a dict "
                                    f"with 'step', 'm', 'v' and 'vmax' (docs: adamconf.adapters.contract)")
-    if "step" in st and (not isinstance(st["step"], (int, np.integer)) or int(st["step"]) != t):
-        raise AdapterContractError(f"state()['step'] is {st['step']!r} after {t} steps")
+    ok = {t} if applied is None else {t, applied}
+    if "step" in st and (not isinstance(st["step"], (int, np.integer)) or int(st["step"]) not in ok):
+        skipped = f" ({t - applied} of them with a non-finite gradient)" if applied not in (None, t) else ""
+        raise AdapterContractError(f"state()['step'] is {st['step']!r} after {t} steps{skipped}")
     out = {}
     for key in ("m", "v", "vmax"):
         arrays = st.get(key)
@@ -192,6 +198,10 @@ class Driven:
     states: dict[int, dict] = field(default_factory=dict)
 
 
+def _all_finite(row: Sequence[Any]) -> bool:
+    return all(bool(np.all(np.isfinite(g.values if isinstance(g, SparseGrad) else np.asarray(g)))) for g in row)
+
+
 def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Sequence[Sequence], dtype: str,
           device: str = "cpu", *, state_steps: Sequence[int] = ()) -> Driven:
     """Run ``adapter`` over the inputs; exceptions from the adapter propagate (``Unsupported`` included).
@@ -217,6 +227,7 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
     batched: dict[int, list[np.ndarray]] = {}  # step -> params, from run.steps() over a segment
     batching = hasattr(run, "steps")
+    applied = 0  # steps whose gradients are all finite
     for t, row in enumerate(grads, start=1):
         end = next(x for x in stops if x >= t)
         if batching and twin is None and t not in batched and end > t:
@@ -249,8 +260,9 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
             if not _bitwise_equal(thetas[-1], restored):
                 raise RoundTripMismatch(f"checkpoint round trip: restored parameters differ from the saved ones "
                                         f"at step {t}")
+        applied += _all_finite(row)
         if t in want:
-            states[t] = _state_checked(run.state(), shapes, t)
+            states[t] = _state_checked(run.state(), shapes, t, applied)
     _check_unchanged(given0, params0, "the initial parameters given to start(), params")
     if twin_kind == "config":
         _check_unchanged(twin_given0, params0, "the initial parameters given to rebuild(), params")

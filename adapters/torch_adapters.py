@@ -180,6 +180,18 @@ ADAPTERS: list[TorchAdapter] = [
         features=("sparse", *_RUN_FEATURES),
         description="torch.optim.SparseAdam: lazy rows, epsilon-hat form; gradients as torch.sparse_coo_tensor",
     ),
+    # GradScaler's loop: torch's dialect, with a step on a non-finite gradient skipped (nonfinite = skip)
+    *(TorchAdapter(
+        name, TorchPath("Adam", amp=True, **flags), dialect="pytorch-amp",
+        devices=("cpu", "cuda"), dtypes=("bfloat16", "float32", "float64"),
+        features=("amsgrad", "weight_decay", *_CLIPPING, "state", "nonfinite"), description=description)
+      for name, flags, description in (
+          ("torch.adam.amp", {"foreach": False},
+           "torch.optim.Adam(foreach=False) stepped through torch.amp.GradScaler (scale 1): a step with an inf or "
+           "NaN gradient is skipped; no float16 (GradScaler refuses to unscale float16 gradients)"),
+          ("torch.adam.fused.amp", {"fused": True},
+           "torch.optim.Adam(fused=True) through torch.amp.GradScaler after an explicit unscale_: the kernel "
+           "takes found_inf with grad_scale None (the path of pytorch PR 95847)"))),
     _dense("torch.adam.compiled", "Adam",
            "torch.optim.Adam() with its step under torch.compile (inductor); bias corrections in float32",
            compiled=True),

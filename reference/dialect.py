@@ -112,6 +112,8 @@ PRESETS: dict[str, Dialect] = {
     "kingma": Dialect(),
     # torch.optim.Adam/AdamW (all paths) with torch.nn.utils.clip_grad_norm_.
     "pytorch": Dialect(clip="torch"),
+    # torch.optim.Adam/AdamW stepped through torch.amp.GradScaler: a non-finite step is skipped.
+    "pytorch-amp": Dialect(clip="torch", nonfinite="skip"),
     # torch.optim.SparseAdam: lazy rows, epsilon-hat form.
     "pytorch-sparse": Dialect(epsilon="hat", sparse_rows="lazy", clip="torch"),
     # Keras 3, tf_keras (legacy OptimizerV2 and the new optimizer), tf.raw_ops.

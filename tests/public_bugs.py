@@ -26,7 +26,6 @@ import ml_dtypes
 import numpy as np
 
 from adamconf.adapters.contract import BaseAdapter, Unsupported
-from adamconf.reference.dialect import Dialect
 from adamconf.reference.grads import SparseGrad
 from mutants import Base, BaseRun, _CoupledClaimsDecoupled, _DecayAfterUpdate, _DecayNotLrScaled, _EpsFixed7, run
 
@@ -289,7 +288,7 @@ class _FusedAmpRun:
 
 class FusedAmp(BaseAdapter):
     #: torch's dialect with GradScaler's skipping of non-finite steps: what the loop claims to do
-    dialect = Dialect(clip="torch", nonfinite="skip")
+    dialect = "pytorch-amp"
     dtypes = ("float32",)
     devices = ("cpu",)
     features = ("nonfinite",)

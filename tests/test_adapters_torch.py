@@ -91,14 +91,16 @@ def _applicable(adapter, config) -> bool:
 
 def test_declarations():
     expected = {f"torch.{o}{p}" for o in ("adam", "adamw") for p in ("", ".foreach", ".fused", ".capturable")}
-    assert set(BY_NAME) == expected | {"torch.sparse_adam", "torch.adam.compiled"}
+    assert set(BY_NAME) == expected | {"torch.sparse_adam", "torch.adam.compiled", "torch.adam.amp",
+                                       "torch.adam.fused.amp"}
     registry = builtin_adapters()
     for a in ADAPTERS:
         assert registry[a.name] is a
         assert set(a.dtypes) <= set(DTYPES) and set(a.devices) <= {"cpu", "cuda"}
         assert set(a.features) <= set(FEATURES), set(a.features) - set(FEATURES)
         assert "lr_decay" not in a.features and "eps_root" not in a.features
-        assert a.dialect == ("pytorch-sparse" if a.name == "torch.sparse_adam" else "pytorch")
+        assert a.dialect == {"torch.sparse_adam": "pytorch-sparse", "torch.adam.amp": "pytorch-amp",
+                             "torch.adam.fused.amp": "pytorch-amp"}.get(a.name, "pytorch")
     assert BY_NAME["torch.adam.capturable"].devices == ("cuda",)  # torch 2.13 asserts on CPU tensors
     assert "weight_decay" in BY_NAME["torch.adam"].features
     assert "decoupled_weight_decay" not in BY_NAME["torch.adam"].features
@@ -233,7 +235,7 @@ def _assert_bitwise(a, b):
         assert x.tobytes() == y.tobytes()
 
 
-ROUND_TRIP_ADAPTERS = DENSE_EAGER + ["torch.sparse_adam"]
+ROUND_TRIP_ADAPTERS = [n for n in DENSE_EAGER if "checkpoint" in BY_NAME[n].features] + ["torch.sparse_adam"]
 ROUND_TRIP_DTYPES = ["float64", "float16"]
 
 
@@ -348,3 +350,39 @@ def test_cuda_cases_say_why_they_cannot_run(name):
         assert adapter.available() == reason
     else:
         assert adapter.available("cpu") is None or adapter.path.compiled
+
+
+# -- GradScaler: a step with a non-finite gradient is skipped (Dialect.nonfinite = "skip") ----------------
+
+@pytest.mark.parametrize("name", ["torch.adam.amp", "torch.adam.fused.amp"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_grad_scaler_skips_a_non_finite_step_and_does_not_count_it(name, value):
+    """Through torch.amp.GradScaler the step with one non-finite entry leaves theta, m, v and the step count
+    alone, and the run then continues as the reference under nonfinite="skip" (in float64, within the same
+    tolerance as the plain paths); the plain optimizer lets it through."""
+    from adamconf.reference.dialect import PRESETS
+
+    params0, grads = _problem(seed=5)
+    grads[2][0] = grads[2][0].copy()
+    grads[2][0].flat[1] = value
+    config = CONFIGS["defaults"]
+    run = BY_NAME[name].start(config, params0, dtype="float64", device="cpu")
+    thetas = [run.params()]
+    for t, g in enumerate(grads, start=1):
+        before = run.state()
+        run.step(g)
+        thetas.append(run.params())
+        if t == 3:
+            after = run.state()
+            assert after["step"] == before["step"] == 2
+            for k in range(len(params0)):
+                assert np.array_equal(thetas[-1][k], thetas[-2][k])
+                assert np.array_equal(after["m"][k], before["m"][k]) and np.array_equal(after["v"][k], before["v"][k])
+    assert run.state()["step"] == STEPS - 1
+    ref = trajectory(config, PRESETS["pytorch-amp"], params0, grads)
+    assert _worst_update_error([np.stack([th[k] for th in thetas]) for k in range(len(params0))], ref) \
+        < FLOAT64_UPDATE_TOL
+    plain = BY_NAME["torch.adam"].start(config, params0, dtype="float64", device="cpu")
+    for g in grads[:3]:
+        plain.step(g)
+    assert np.isnan(plain.params()[0]).any()
