@@ -38,6 +38,7 @@ class _Path:
 
     optimizer: str
     compiled: bool = False
+    amp: bool = False  # never under a GradScaler
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,15 @@ class EcoSpec:
     """
 
     module: str  # the import name of the library, for availability
-    pip: str  # what to install
+    pip: str  # the arguments of the pip install that provides it
     qualname: str  # e.g. "bitsandbytes.optim.Adam", for messages
     make: Callable[[Any, list[Any], dict[str, Any]], Any]
     kwargs: Callable[[AdamConfig], dict[str, Any]]
     read_state: Callable[[Any, Any, dict[str, Any]], Any] | None = None
     probe: Callable[[], str | None] | None = None  # a real run of the library here (builds, CPU support)
+    #: the library draws from torch's global generator (stochastic rounding): each run seeds it, as a
+    #: reproducible training script does, so that two runs of one case agree (the determinism cases)
+    seeded: bool = False
 
 
 @functools.cache
@@ -80,7 +84,7 @@ def library_reason(module: str, pip: str) -> str | None:
         importlib.import_module(module)
     except Exception as exc:  # ImportError, or a library that fails while importing: the real reason
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        return f"{module} is not usable here ({type(exc).__name__}: {first}): pip install '{pip}'"
+        return f"{module} is not usable here ({type(exc).__name__}: {first}): pip install {pip}"
     return None
 
 
@@ -96,6 +100,8 @@ def _probe_reason(probe: Callable[[], str | None]) -> str | None:
 class EcoRun(TorchRun):
     """A ``TorchRun`` whose optimizer is the spec's class (see the module docstring)."""
 
+    _scaler = None  # TorchRun's GradScaler (its amp path): never used here
+
     def __init__(self, recipe: EcoRecipe, params: list[Any], *, dtype: str, device: str) -> None:
         torch = self._torch = import_torch()
         self.recipe = recipe
@@ -103,6 +109,8 @@ class EcoRun(TorchRun):
         self.device = device
         self._params = params
         self._shapes = [tuple(p.shape) for p in params]
+        if recipe.spec.seeded:
+            torch.manual_seed(0)
         self.optimizer = recipe.spec.make(torch, params, dict(recipe.hyper))
         self.scheduler = None
         if recipe.schedule is not None:

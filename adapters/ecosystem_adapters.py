@@ -48,12 +48,23 @@ float32 result to bfloat16 stochastically (``_fp32_to_bf16_sr``). The lr must st
 heavyball 3.2.1, ``heavyball.AdamW`` (chainable.update_by_adam -> utils._fused_compilable_adam_,
 compiled): debiased betas (beta_debias = 1 - (1 - beta)/(1 - beta^t)), m and v as in optimi,
 the denominator ``max(sqrt(v_hat), eps)`` (utils.eps_sqrt: clamp, not sqrt + eps), decoupled
-``p * (1 - lr*w) - lr*u``; bfloat16 parameters stochastically rounded (copy_stochastic_).
+``p * (1 - lr*w) - lr*u``; bfloat16 parameters stochastically rounded (copy_stochastic_); m and v
+stored in ``storage_dtype`` (default float32, also for float64 parameters: float64 is not declared).
+
+Stochastic rounding (torchao's bf16 path, heavyball's bfloat16 copies) draws from torch's global
+generator: those runs seed it (``torch.manual_seed(0)`` at start), as a reproducible training
+script does, so that two runs of a case agree; a restored run draws other numbers, so they declare
+no checkpoint.
 
 pytorch-optimizer 4.1.0: ``pytorch_optimizer.Adam`` and ``AdamW`` are ``torch.optim.Adam`` and
 ``torch.optim.AdamW`` re-exported (their ``__module__`` is ``torch.optim.adam``); its own
 classes named after Adam (AdamP, AdamS, StableAdamW, ...) are variants with other update rules,
 not Adam, and are not run here.
+
+MindSpore 2.10.0, ``mindspore.experimental.optim.Adam/AdamW`` (its torch-style optimizers; the run is
+``_eco_mindspore``, PyNative on the CPU): both documented with the standard epsilon form and AMSGrad.
+``Adam`` calls the ``ops.Adam`` (ApplyAdam) kernel, float16/float32 only; ``AdamW`` is written in
+MindSpore ops (bias corrections by ``ops.Pow`` of a float32 beta and an int32 step), and accepts float64.
 """
 
 from __future__ import annotations
@@ -120,11 +131,15 @@ def _ds_probe() -> str | None:
     return None
 
 
+# an sdist whose setup.py imports torch: an isolated build would install a torch of its own
+_DS_PIP = "--no-build-isolation 'deepspeed==0.19.8' (with torch installed first)"
+
+
 def _ds(name: str, adamw: bool) -> EcoAdapter:
     decay = "decoupled_weight_decay" if adamw else "weight_decay"
     return EcoAdapter(
         name,
-        EcoSpec("deepspeed", "deepspeed==0.19.8", f"deepspeed.ops.adam.DeepSpeedCPUAdam(adamw_mode={adamw})",
+        EcoSpec("deepspeed", _DS_PIP, f"deepspeed.ops.adam.DeepSpeedCPUAdam(adamw_mode={adamw})",
                 _ds_make(adamw), lambda c: adam_kwargs(c, amsgrad=False), _torch_state, probe=_ds_probe),
         dialect=TORCH_CLIP, path_class="powers=product,theta=once",
         features=(decay, *_CLIPPING, "schedule", "state", "checkpoint", "nonfinite"),
@@ -147,7 +162,7 @@ def _bnb_make(cls: str, **fixed: Any):
 def _bnb(name: str, cls: str, *, decay: str, amsgrad: bool, state: bool, **fixed: Any) -> EcoAdapter:
     return EcoAdapter(
         name,
-        EcoSpec("bitsandbytes", "bitsandbytes==0.50.2", f"bitsandbytes.optim.{cls}", _bnb_make(cls, **fixed),
+        EcoSpec("bitsandbytes", "'bitsandbytes==0.50.2'", f"bitsandbytes.optim.{cls}", _bnb_make(cls, **fixed),
                 lambda c: adam_kwargs(c, amsgrad=amsgrad), _bnb_state),
         dialect=TORCH_CLIP, path_class="powers=double,theta=once",
         features=(decay, *_CLIPPING, "schedule", "checkpoint", "nonfinite", *(("amsgrad",) if amsgrad else ()),
@@ -173,7 +188,7 @@ def _optimi(name: str, cls: str, *, kahan: bool) -> EcoAdapter:
     decay = "decoupled_weight_decay" if cls == "AdamW" else "weight_decay"
     return EcoAdapter(
         name,
-        EcoSpec("optimi", "torch-optimi==0.3.3", f"optimi.{cls}(kahan_sum={kahan})", _optimi_make(cls, kahan),
+        EcoSpec("optimi", "'torch-optimi==0.3.3'", f"optimi.{cls}(kahan_sum={kahan})", _optimi_make(cls, kahan),
                 lambda c: adam_kwargs(c)),
         dialect=TORCH_CLIP, path_class=f"powers=double,theta={'kahan' if kahan else 'once'}",
         features=(decay, *_CLIPPING, "schedule", "checkpoint", "nonfinite"),
@@ -205,8 +220,8 @@ def _ao(name: str, cls: str, *, dtypes: tuple[str, ...], theta: str, **fixed: An
     checkpoint = () if theta == "stochastic" else ("checkpoint",)
     return EcoAdapter(
         name,
-        EcoSpec("torchao", "torchao==0.18.0", f"torchao.optim.{cls}", _ao_make(cls, **fixed), _ao_kwargs,
-                _torch_state),
+        EcoSpec("torchao", "'torchao==0.18.0'", f"torchao.optim.{cls}", _ao_make(cls, **fixed), _ao_kwargs,
+                _torch_state, seeded=theta == "stochastic"),
         dialect=TORCH_CLIP, path_class=f"powers=pow,theta={theta}",
         features=("decoupled_weight_decay", "amsgrad", *_CLIPPING, "state", *checkpoint, "nonfinite"),
         dtypes=dtypes,
@@ -240,7 +255,7 @@ def _po(name: str, cls: str) -> EcoAdapter:
     decay = "decoupled_weight_decay" if cls == "AdamW" else "weight_decay"
     return EcoAdapter(
         name,
-        EcoSpec("pytorch_optimizer", "pytorch-optimizer==4.1.0", f"pytorch_optimizer.{cls}", _po_make(cls),
+        EcoSpec("pytorch_optimizer", "'pytorch-optimizer==4.1.0'", f"pytorch_optimizer.{cls}", _po_make(cls),
                 lambda c: adam_kwargs(c, amsgrad=True), _torch_state),
         dialect=TORCH_CLIP, path_class="powers=double,theta=once",
         features=(decay, "amsgrad", *_CLIPPING, "schedule", "state", "checkpoint", "nonfinite"),
@@ -265,10 +280,12 @@ ADAPTERS: list[EcoAdapter] = [
     _ao("torchao.adamw.bf16_sr", "_AdamW", dtypes=("bfloat16",), theta="stochastic", bf16_stochastic_round=True),
     EcoAdapter(
         "heavyball.adamw",
-        EcoSpec("heavyball", "heavyball==3.2.1", "heavyball.AdamW", _hb_make, lambda c: adam_kwargs(c)),
+        EcoSpec("heavyball", "'heavyball==3.2.1'", "heavyball.AdamW", _hb_make, lambda c: adam_kwargs(c),
+                seeded=True),
         dialect=TORCH_CLIP, path_class=None,
         features=("decoupled_weight_decay", *_CLIPPING, "schedule", "nonfinite"),
-        dtypes=("bfloat16", "float32", "float64"),
+        # storage_dtype="float32" (the default) holds m and v in float32 for float64 parameters too
+        dtypes=("bfloat16", "float32"),
         description="heavyball.AdamW: compiled, debiased betas, denominator max(sqrt(v_hat), eps)",
     ),
     _po("pytorch_optimizer.adam", "Adam"),
@@ -278,6 +295,7 @@ ADAPTERS: list[EcoAdapter] = [
                      features=("weight_decay", "amsgrad", "state", "nonfinite"), dtypes=("float16", "float32"),
                      description="mindspore.experimental.optim.Adam (ops.Adam kernel), PyNative, CPU"),
     MindSporeAdapter("mindspore.adamw", "AdamW", dialect="kingma", path_class="powers=pow,theta=once",
-                     features=("decoupled_weight_decay", "amsgrad", "state", "nonfinite"), dtypes=("float32", "float64"),
+                     features=("decoupled_weight_decay", "amsgrad", "state", "nonfinite"),
+                     dtypes=("float32", "float64"),
                      description="mindspore.experimental.optim.AdamW, PyNative, CPU"),
 ]
