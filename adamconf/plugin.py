@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also take each adapter's fingerprint (`adamconf fingerprint`: its dialect, axis by "
                          "axis, and its path class) at the end, into the results file for the report's "
                          "dialect view; a few seconds per adapter (docs/fingerprint.md)")
+    group.addoption("--no-cache", action="store_true", default=False, dest="adamconf_no_cache",
+                    help="neither read nor write the judge's on-disk cache of budgets and held variants "
+                         "($ADAMCONF_CACHE_DIR, default ~/.cache/adamconf/judge; ADAMCONF_NO_CACHE=1 does the "
+                         "same); they are then computed once per process")
 
 
 class _Session:
@@ -265,6 +269,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{DETERMINISM}: adamconf cases that run a scenario twice, bitwise")
     config.addinivalue_line("markers", "api: adamconf API-profile checks (suites/test_api_*.py)")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's grouping (one group per scenario and dtype)")
+    if config.getoption("adamconf_no_cache", False):  # xdist workers get the option too
+        from adamconf.reference import cache
+
+        cache.set_enabled(False)
     session = config.stash[_PLAN] = _Session(config)
     config.pluginmanager.register(session, "adamconf-session")
     from adamconf.suites import isolation

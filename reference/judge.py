@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import cache as _disk
 from .budget import LAMBDA, Budget, compute_budget, schedule_rho
 from .dialect import resolve_dialect
 from .dtypes import fmt
@@ -542,15 +543,22 @@ _CACHE: dict[tuple, Any] = {}
 _CACHE_LIMIT = 256  # entries; the largest (long-default-mixed) holds ~30 MB
 
 
-def _cached(key: tuple | None, make):
-    """Per-process cache of what depends only on (scenario, dialect, dtype, class group): shared by every adapter."""
+def _cached(key: tuple | None, make, golden=None):
+    """What depends only on (scenario, dialect, dtype, class group), shared by every adapter: kept per process,
+    and on disk (``reference.cache``, content-addressed by the golden and the reference's code) when the
+    golden is given."""
     if key is None:
         return make()
     if key in _CACHE:
         return _CACHE[key]
+    digest = None if golden is None else _disk.golden_digest(golden)
+    value = _disk.load(digest, key)
+    if value is None:
+        value = make()
+        _disk.store(digest, key, value)
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = value = make()
+    _CACHE[key] = value
     return value
 
 
@@ -700,13 +708,13 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
                              lambda: compute_budget(
                 s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
                 rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32",
-                lr_fitted=fitted))
+                lr_fitted=fitted), golden)
             if exact:
                 refs = [_golden_reference(golden)]
             else:
                 refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype,
                                                  tuple(c.key() for c in cls_group)) or None,
-                               lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group))
+                               lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group), golden)
                 if fitted:  # per run: each step's float32 schedule value, read off the run
                     refs = [_fit_lr32(r, run_all, s.config, resolve_dialect(dialect), T) if r.lr_float32 else r
                             for r in refs]
