@@ -1,13 +1,14 @@
 """Where a conformance run spends its time, measured in one process and one run.
 
-    python benchmarks/pipeline.py [--adapter NAME ...] [--dtype float32 ...] [--scenario PAT ...]
+    python benchmarks/pipeline.py [--adapter NAME ...] [--dtype float32 ...] [--scenario PAT ...] [--no-cache]
 
 Prints, in one run:
 
 1. the main job in process (every built-in CPU adapter available here, or the ones named, over the
    catalogue) with its breakdown by stage of ``suites.runner.run_case``: framework imports, load
    (goldens from the store), drive (the adapter stepping, ``adapters.driver.drive``), judge split
-   into model and budget (computed once per scenario, dialect, dtype and class group, then cached)
+   into model and budget (computed once per scenario, dialect, dtype and class group, then cached in
+   memory and in the judge's on-disk cache, ``reference/cache.py``), reading and writing that cache,
    and comparisons, and record (the case records, the results JSON and the HTML report);
 2. per framework, the same scenarios stepped through the adapter's own run in a bare loop
    (its many-step ``run.steps`` where it has one, else ``run.step`` after ``run.step``, the
@@ -66,11 +67,12 @@ def _instrument(totals, T):
                 return fn(*a, **k)
         return inner
 
-    def cached(key, make):
+    def cached(key, make, *rest):
         def timed_make():
             with T("judge: model and budget (once per scenario, dialect, dtype)"):
                 return make()
-        return originals["cached"](key, timed_make)
+        with T("judge: model and budget, with the cache"):
+            return originals["cached"](key, timed_make, *rest)
 
     runner.load_golden = wrap("load", originals["load"])
     runner.drive = wrap("drive (the adapter)", originals["drive"])
@@ -104,13 +106,31 @@ def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
         render_html([doc], out_dir / "pipeline.html")
     wall = time.perf_counter() - t0
     model = totals["judge: model and budget (once per scenario, dialect, dtype)"]
+    with_cache = totals["judge: model and budget, with the cache"]
     print(f"\n1. main job in process: {len(records)} cases, {wall:.1f} s wall (results: {path})")
     rows = [("load (goldens)", totals["load"]), ("drive (the adapter)", totals["drive (the adapter)"]),
-            ("judge: model and budget", model), ("judge: comparisons", totals["judge (all)"] - model),
+            ("judge: model and budget (computed)", model),
+            ("judge: on-disk cache (hash, read, write)", with_cache - model),
+            ("judge: comparisons", totals["judge (all)"] - with_cache),
             ("record (records, results, report)", totals["record"])]
     rest = wall - sum(v for _, v in rows)
     for label, v in rows + [("other (support checks, skips)", rest)]:
-        print(f"   {label:36s} {v:8.2f} s  {100 * v / wall:5.1f} %")
+        print(f"   {label:40s} {v:8.2f} s  {100 * v / wall:5.1f} %")
+    print(f"   {cache_state()}")
+
+
+def cache_state() -> str:
+    """Where the judge's on-disk cache is, what it holds and what this process did with it."""
+    from adamconf.reference import cache
+
+    where = cache.cache_dir()
+    if where is None:
+        return "judge cache: off (--no-cache / ADAMCONF_NO_CACHE)"
+    files = list(where.glob("*.npz")) if where.is_dir() else []
+    st = cache.stats
+    return (f"judge cache: {where}, {len(files)} entries, {sum(f.stat().st_size for f in files) / 2 ** 20:.0f} MB; "
+            f"this process: {st['hits']} hits ({st['load_s']:.2f} s reading), {st['misses']} misses, "
+            f"{st['stores']} stored, {st['corrupt']} damaged")
 
 
 def _bare_loop(run, grads) -> None:
@@ -172,8 +192,9 @@ def third_party(scenarios) -> None:
             for d in ("float32", "float64"):
                 run_case(adapter, s, d)
         warm = time.perf_counter() - t0
-    print(f"\n3. third-party numpy adapter over the catalogue: {n} cases, {cold:.2f} s first time "
-          f"(models and budgets computed), {warm:.2f} s again (cached, as beside other adapters)")
+    print(f"\n3. third-party numpy adapter over the catalogue: {n} cases, {cold:.2f} s first time in this "
+          f"process (models and budgets computed, or read from the on-disk cache), {warm:.2f} s again (in memory)")
+    print(f"   {cache_state()}")
 
 
 def golden_throughput() -> None:
@@ -191,7 +212,12 @@ def main(argv=None) -> int:
     p.add_argument("--scenario", action="append", help="scenario names or families (default: all)")
     p.add_argument("--dtype", action="append", help="dtypes (default: float32 and float64)")
     p.add_argument("--skip", action="append", default=[], choices=["main", "overhead", "third-party", "golden"])
+    p.add_argument("--no-cache", action="store_true", help="without the judge's on-disk cache (as a first run)")
     args = p.parse_args(argv)
+    if args.no_cache:
+        from adamconf.reference import cache
+
+        cache.set_enabled(False)
     t0 = time.perf_counter()
     from adamconf.adapters.contract import availability
     from adamconf.adapters.registry import builtin_adapters

@@ -110,14 +110,19 @@ def golden_digest(golden) -> str | None:
         h.update(f"{s.name}\0{s.config!r}\0{golden.dialect_key}\0{len(golden.params0)}\0{len(golden.grads)}\0".encode())
         for p in golden.params0:
             _hash_array(h, np.asarray(p))
+        layout = []  # every entry's kind, dtype and shape, hashed once after the data
         for row in golden.grads:
             for g in row:
                 if isinstance(g, SparseGrad):
-                    h.update(f"sparse{tuple(g.dense_shape)}".encode())
+                    layout.append(("sparse", tuple(g.dense_shape)))
                     _hash_array(h, np.asarray(g.indices))
                     _hash_array(h, np.asarray(g.values))
+                elif type(g) is np.ndarray and g.flags.c_contiguous:  # a row of the store's (T, *shape) array
+                    layout.append((g.dtype.str, g.shape))
+                    h.update(g.data if g.size else b"")
                 else:
                     _hash_array(h, np.asarray(g))
+        h.update(repr(layout).encode())
         _hash_array(h, np.asarray(golden.steps))
         _hash_array(h, np.asarray(golden.state_steps))
         digest = h.hexdigest()
