@@ -100,23 +100,16 @@ def _probe_reason(probe: Callable[[], str | None]) -> str | None:
 class EcoRun(TorchRun):
     """A ``TorchRun`` whose optimizer is the spec's class (see the module docstring)."""
 
-    _scaler = None  # TorchRun's GradScaler (its amp path): never used here
-
-    def __init__(self, recipe: EcoRecipe, params: list[Any], *, dtype: str, device: str) -> None:
-        torch = self._torch = import_torch()
-        self.recipe = recipe
-        self.dtype = dtype
-        self.device = device
-        self._params = params
-        self._shapes = [tuple(p.shape) for p in params]
+    def _build(self, params: list[Any]) -> tuple[Any, Any]:
+        torch, recipe = self._torch, self.recipe
         if recipe.spec.seeded:
             torch.manual_seed(0)
-        self.optimizer = recipe.spec.make(torch, params, dict(recipe.hyper))
-        self.scheduler = None
+        optimizer = recipe.spec.make(torch, params, dict(recipe.hyper))
+        scheduler = None
         if recipe.schedule is not None:
             schedule = recipe.schedule
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: schedule(k))
-        self._step_fn = self.optimizer.step
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: schedule(k))
+        return optimizer, scheduler
 
     def state(self) -> dict[str, Any]:
         reader = self.recipe.spec.read_state

@@ -51,10 +51,15 @@ class TorchRun:
         self.device = device
         self._params = params
         self._shapes = [tuple(p.shape) for p in params]
-        self.optimizer, self.scheduler = build(self._torch, recipe, params)
+        self.optimizer, self.scheduler = self._build(params)
         self._step_fn = _compiled_step(self._torch, self.optimizer) if recipe.path.compiled else self.optimizer.step
         self._scaler = (self._torch.amp.GradScaler(device, init_scale=1.0, growth_interval=2 ** 30)
                         if recipe.path.amp else None)
+
+    def _build(self, params: list[Any]) -> tuple[Any, Any]:
+        """The optimizer over ``params`` and its scheduler (None): the one thing a subclass for another
+        torch optimizer (adapters/_eco_torch.py) replaces."""
+        return build(self._torch, self.recipe, params)
 
     # -- construction --------------------------------------------------------------
     @classmethod
