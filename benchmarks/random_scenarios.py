@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from random_scenarios import DIALECTS, adapter_examples, check, examples, save_failure  # noqa: E402
+from random_scenarios import (DIALECTS, RANDOM_EXCLUDED, adapter_examples, check, examples,  # noqa: E402
+                              save_failure)
 
 try:
     from tqdm import tqdm
@@ -83,6 +84,9 @@ def _builtin(patterns):
             continue
         if "cpu" not in adapter.devices or availability(adapter, "cpu") is not None:
             print(f"  {name}: not available on the CPU here ({availability(adapter, 'cpu')}), not run")
+            continue
+        if name in RANDOM_EXCLUDED:
+            print(f"  {name}: not run on random examples ({RANDOM_EXCLUDED[name]})")
             continue
         out.append((name, None, adapter))
     return out
