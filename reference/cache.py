@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import os
 import platform
@@ -224,12 +223,12 @@ def load(digest: str | None, key: tuple):
     name, full = _entry(digest, key)
     path = where / (name + _SUFFIX)
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except OSError:
         stats["misses"] += 1
         return None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with f, np.load(f, allow_pickle=False) as npz:
             arrays = {n: npz[n] for n in npz.files}  # each member's CRC-32 checked as it is read
         header = json.loads(bytes(arrays.pop("header.json")).decode())
         if header.get("format") != FORMAT or header.get("key") != full:
@@ -264,19 +263,15 @@ def store(digest: str | None, key: tuple, value) -> bool:
         return False
     header = json.dumps({"format": FORMAT, "key": full, "kind": kind, "body": body}).encode()
     arrays["header.json"] = np.frombuffer(header, dtype=np.uint8)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for n, a in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
-            zf.writestr(n + ".npy", member.getvalue())
     tmp = None
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=where)
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, where / (name + _SUFFIX))
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for n, a in arrays.items():
+                with zf.open(n + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+        os.replace(tmp, where / (name + _SUFFIX))  # whole or not at all, for every reader
         tmp = None
     except OSError:
         return False
