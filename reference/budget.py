@@ -97,6 +97,7 @@ from .adam import StepTrace, trajectory
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
 from .dtypes import Format, fmt
+from .paths import POWERS, pow_residual
 
 __all__ = ["Budget", "amplification", "compute_budget", "C_M", "C_V", "LAMBDA", "N_ELEM", "N_SCALAR"]
 
@@ -137,6 +138,7 @@ class Budget:
     bias_sd_state: list[np.ndarray]
     wv: list[np.ndarray]
     decoupled: bool = False
+    decay_update: list[np.ndarray] | None = None  # decoupled: lr_t w |theta_{t-1}| of the model, the decay step
 
 
 def _r1(F: Format, beta: float) -> float:
@@ -159,8 +161,13 @@ def _r_keep(F: Format, lr: float, w: float, rho_lr: float) -> float:
     from fractions import Fraction
 
     x = Fraction(lr) * Fraction(w)
+    # 1 - lr_t w is tested as the exact rational: ``1.0 - float(x)`` would be rounded to binary64 before the
+    # test and so always "exact" in float64 (a float64 run with lr 2^-10, w 1e-4 was judged without the
+    # factor's rounding: its update at 1.16 ulp of theta against a bound of 1 ulp)
+    keep = Fraction(1) - Fraction(float(x))
     exact = (rho_lr == 0 and F.rel_error(w) == 0 and Fraction(float(x)) == x
-             and F.rel_error(float(x)) == 0 and F.rel_error(1.0 - float(x)) == 0)
+             and F.rel_error(float(x)) == 0 and Fraction(float(keep)) == keep
+             and F.rel_error(float(keep)) == 0)
     return 0.0 if exact else F.u
 
 
@@ -317,6 +324,7 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     Em, Ev, Evmax = np.zeros((T + 1, N)), np.zeros((T + 1, N)), np.zeros((T + 1, N))
     sys_, var_step, sd_state = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
     model_update, adam_update, wvs = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
+    decay_update = np.zeros((T, N))
     touched_all = np.zeros((T, N), dtype=bool)
     theta_model = np.zeros((T + 1, N))
     theta_model[0] = cat(params0)
@@ -425,10 +433,24 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
             b_sys = b_sys + wd * (rho_lr + r_w) + keep + st.lr * w * Tb[t - 1]
         b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
         B[t - 1] = b
-        Tb[t] = Tb[t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0), 0.0)
+        # ... and the part of the update's error that the judge adds for the unmodelled part of beta^t,
+        # |U| (amp1 res1 + amp2 res2 / 2) (``judge._evaluate``: ``paths.pow_residual`` of the class times
+        # beta^t / bc), with the widest class's residual. The trajectory check bounds theta's error by the
+        # running sum of the judge's per-step bounds, this term included; the weight-decay feedback (coupled
+        # L2: g + w theta, so e_g gains w T_{t-1}; decoupled: lr_t w T_{t-1}) must carry the same sum, or the
+        # moments of a run whose theta errs by that part (beta2 = 0.99999: beta^t / bc ~ 1e5 / t, so a pow
+        # within 2u makes bc2 off by 1e5 u / t and theta by |U| 5e4 u / t) exceed their bound (measured: m,
+        # v, vmax of a float64 pytorch run with L2 0.5 at 8x their bound, each off by the w-multiple of a
+        # theta error of ~1e-13 relative that the trajectory bound allowed).
+        res = [max(float(pow_residual(p, beta, np.array([float(c)]), u, not held)[0]) for p in POWERS)
+               if d.bias_correction and beta else 0.0 for beta in (b1, b2)]
+        pow_fb = U * (amp1[t - 1] * res[0] + amp2[t - 1] * res[1] / 2)
+        Tb[t] = Tb[t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0) + pow_fb, 0.0)
         model_update[t - 1] = theta_next - theta
         theta_model[t] = theta_next
         adam_update[t - 1] = np.where(touched, U, 0.0)
+        if decoupled:
+            decay_update[t - 1] = np.where(touched, st.lr * w * np.abs(theta), 0.0)
         touched_all[t - 1] = touched
         wvs[t - 1] = wv
         sys_[t - 1] = np.where(touched, b_sys, 0.0)
@@ -447,5 +469,5 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         touched=shaped(touched_all, T),
         model_update=shaped(model_update, T), model_theta=shaped(theta_model, T + 1),
         bias_sys=shaped(sys_, T), bias_var_step=shaped(var_step, T), bias_sd_state=shaped(sd_state, T),
-        wv=shaped(wvs, T), decoupled=decoupled,
+        wv=shaped(wvs, T), decoupled=decoupled, decay_update=shaped(decay_update, T) if decoupled else None,
     )

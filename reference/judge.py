@@ -416,9 +416,36 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
             U = _flat(budget.adam_update[k], T)[us - 1]
             sys_.append(factor * _flat(budget.bias_sys[k], T)[us - 1] + U * rho_pow[us - 1][:, None])
             ulp_n, ulp_p = run.ulp_next[k][us - 1], run.ulp_prev[k][us - 1]
+            tch = run.touched[k][us - 1]
             theta_var = var_c * (ulp_n ** 2 if a0 == 0 else (ulp_n ** 2 + ulp_p ** 2) / 2)
+            if cls.theta in ("once", "twice"):
+                # Round to nearest of fl(y - x), y = theta_{t-1} a number of D, commits an error e with
+                # |e| <= min(|x|, ulp/2) (y itself is a candidate at distance |x|), a deterministic function of
+                # f = |x| / ulp: for f < 1/2 the part is lost outright (e = x, always against the update), for
+                # 1/2 <= f < 1 it becomes exactly one ulp (e = ulp - |x|, always with it). Only where f ranges
+                # over several units across the element-steps summed is the fractional position of x spread and
+                # e zero-mean (the variance ulp^2/12). Below one ulp (f < 1, ulp the wider of the two binades)
+                # theta - x has two candidates, y and its neighbour, and which one is taken is a threshold of f:
+                # with the steps of the elements at one fixed fraction of an ulp (an update held at +-clipvalue,
+                # a decoupled decay lr_t w |theta| = lr_t w 2^(p-1) M ulp with M the mantissa in [1, 2): a fixed
+                # multiple of the ulp) every element errs the same way (measured: Z = +0.57 in float16 keras with
+                # the decay at 0.5..1 ulp, Z = -0.56 with updates of 0.1-0.5 ulp lost). There the rounding is
+                # bounded, systematically, by min(|x|, ulp/2) instead of being counted as a variance.
+                wide = np.fmax(ulp_n, ulp_p)
+                sub = tch & (U < wide)
+                sys_[-1] = sys_[-1] + np.where(sub, np.fmin(U, 0.5 * wide), 0.0)
+                theta_var = np.where(sub, 0.0, theta_var)
+                if budget.decoupled and budget.decay_update is not None:
+                    # the separate decay step theta - lr_t w theta (torch's theta fl(1 - lr_t w), Keras' theta -
+                    # (theta w) lr_t) is one more rounding of theta, of the part x = lr_t w |theta_{t-1}|: the
+                    # same rule, the bound min(x, ulp/2) where x is below one ulp, and above one ulp a second
+                    # zero-mean rounding, variance ulp^2/12 (the wider binade's ulp)
+                    dd = _flat(budget.decay_update[k], T)[us - 1]
+                    dsub = tch & (dd < wide)
+                    sys_[-1] = sys_[-1] + np.where(dsub, np.fmin(dd, 0.5 * wide), 0.0)
+                    theta_var = theta_var + np.where(tch & ~dsub & (dd > 0), wide ** 2 / 12, 0.0)
             var.append(factor ** 2 * _flat(budget.bias_var_step[k], T)[us - 1]
-                       + np.where(run.touched[k][us - 1], theta_var, 0.0))
+                       + np.where(tch, theta_var, 0.0))
             if cls.theta == "twice":
                 # theta=twice rounds an intermediate theta - a before subtracting the rest b of the update
                 # (a + b = u). That rounding is zero-mean only while the parts are wide against the ulp:
