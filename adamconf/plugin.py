@@ -275,6 +275,10 @@ def pytest_configure(config: pytest.Config) -> None:
         cache.set_enabled(False)
     session = config.stash[_PLAN] = _Session(config)
     config.pluginmanager.register(session, "adamconf-session")
+    if getattr(config, "workerinput", None) is None:  # the revision the run starts from, for its provenance
+        from adamconf.reports.provenance import git_state
+
+        session.git = git_state()
     from adamconf.suites import isolation
 
     workerinput = getattr(config, "workerinput", None)
@@ -464,7 +468,8 @@ def _write_results(state: _Session, path: str):
     plan = state.plan()
     records = sorted(state.records.values(), key=plan.order)
     manifest = DATA_DIR / "manifest.json"
-    provenance = collect_provenance(golden_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None)
+    provenance = collect_provenance(golden_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
+                                    git=getattr(state, "git", None))
     adapters = {a.name: describe(a) for _, a, _ in state.adapters()}
     fingerprints = _fingerprints(state) if state.config.option.adamconf_fingerprint and not state.incomplete else None
     return write_results(new_results(records, provenance, adapters=adapters, incomplete=state.incomplete,

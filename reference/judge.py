@@ -431,9 +431,15 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
                 # multiple of the ulp) every element errs the same way (measured: Z = +0.57 in float16 keras with
                 # the decay at 0.5..1 ulp, Z = -0.56 with updates of 0.1-0.5 ulp lost). There the rounding is
                 # bounded, systematically, by min(|x|, ulp/2) instead of being counted as a variance.
+                # x is the update the run applies, which the statistic measures against this reference's
+                # delta: lost outright, the error is -delta_run, of size up to |delta_ref| (the variants hold
+                # beta as the dtype does, so |delta_ref| may exceed the float64 model's |u| by more than the
+                # formula's systematic part: 6.5e-6 with float32's 0.999) plus that systematic part (already in
+                # bias_sys): hence x = max(|u|, |delta_ref|), never below what a lost update costs
                 wide = np.fmax(ulp_n, ulp_p)
-                sub = tch & (U < wide)
-                sys_[-1] = sys_[-1] + np.where(sub, np.fmin(U, 0.5 * wide), 0.0)
+                x = np.fmax(U, np.abs(ref_d[k][0] + ref_d[k][1]))
+                sub = tch & (x < wide)
+                sys_[-1] = sys_[-1] + np.where(sub, np.fmin(x, 0.5 * wide), 0.0)
                 theta_var = np.where(sub, 0.0, theta_var)
                 if budget.decoupled and budget.decay_update is not None:
                     # the separate decay step theta - lr_t w theta (torch's theta fl(1 - lr_t w), Keras' theta -

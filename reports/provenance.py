@@ -41,7 +41,8 @@ _GIT_TIMEOUT_S = 5
 
 
 def collect_provenance(*, command: Sequence[str] | None = None,
-                       golden_manifest_sha256: str | None = None) -> dict[str, Any]:
+                       golden_manifest_sha256: str | None = None,
+                       git: "tuple[str | None, bool | None] | None" = None) -> dict[str, Any]:
     """The ``provenance`` object of a results file (docs/results-schema.md).
 
     ``command`` defaults to ``sys.argv``; ``golden_manifest_sha256`` is the hex
@@ -50,7 +51,8 @@ def collect_provenance(*, command: Sequence[str] | None = None,
     """
     from adamconf import __version__
 
-    revision, dirty = git_state()
+    # git: the (revision, dirty) the run started from, read at its start (a long run's checkout may move on)
+    revision, dirty = git if git is not None else git_state()
     return {
         "adamconf_version": __version__,
         "git_revision": revision,

@@ -241,10 +241,12 @@ def _axis_values(axis: str) -> tuple:
 
 # -- the whole fingerprint ---------------------------------------------------------------------------
 def choose_dtype(adapter, preferred: str = "float64") -> str:
-    """``preferred`` when the adapter supports it, else the widest of float64, float32 it supports."""
+    """``preferred`` when the adapter supports it, else the widest it supports: float64, float32, then float16
+    (11 significant bits) before bfloat16 (8), so that an adapter of 16-bit formats only (a Kahan or a
+    stochastic-rounding optimizer) is still fingerprinted, at those formats' budgets."""
     if preferred in adapter.dtypes:
         return preferred
-    return next((d for d in ("float64", "float32") if d in adapter.dtypes), preferred)
+    return next((d for d in ("float64", "float32", "float16", "bfloat16") if d in adapter.dtypes), preferred)
 
 
 def _declared(adapter) -> Dialect | None:

@@ -13,7 +13,7 @@ from adamconf.adapters.contract import availability
 from adamconf.adapters.registry import builtin_adapters
 from adamconf.cli import main
 from adamconf.reference.dialect import AXES, PRESETS
-from adamconf.suites.fingerprint import fingerprint, render
+from adamconf.suites.fingerprint import choose_dtype, fingerprint, render
 
 TESTS_DIR = Path(__file__).resolve().parent
 NUMPY_PRESETS = ("kingma", "pytorch", "keras", "optax", "pytorch-sparse")
@@ -145,17 +145,41 @@ def test_cli_usage_errors(capsys):
 BUILTINS = builtin_adapters()
 
 
+#: third-party adapters whose fingerprint differs from the declared dialect on these axes, each a deviation
+#: pinned in adapters/expectations/ecosystem.toml (the declaration is what the library documents)
+KNOWN_DISAGREEMENTS: dict[str, set[str]] = {
+    "bitsandbytes.adam": {"amsgrad_max", "weight_decay"},  # amsgrad accepted and ignored; weight_decay decoupled
+    "bitsandbytes.adamw": {"amsgrad_max"},
+    "heavyball.adamw": {"epsilon", "clip"},  # max(sqrt(v_hat), eps): no epsilon form of the catalogue fits
+    "mindspore.adam": {"epsilon", "amsgrad_max"},  # the epsilon-hat kernel; amsgrad ignored
+}
+#: lossy by design: no axis is expected to be identified within a rounding budget
+LOSSY = {"bitsandbytes.adam8bit": "8-bit block-quantized m and v"}
+
+
 @pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_fingerprint_identifies_the_declared_dialect_of_a_builtin_adapter(name):
-    """In float32, where every built-in is meant to be a faithful Adam (in float64 several frameworks
-    hold hyperparameters in float32: that is what ``fallback`` is for, tested above)."""
+    """In float32 (or the widest dtype the adapter has), where every built-in is meant to be a faithful Adam
+    (in float64 several frameworks hold hyperparameters in float32: that is what ``fallback`` is for, tested
+    above); the third-party deviations are exactly the known ones."""
     adapter = BUILTINS[name]
     reason = availability(adapter, "cpu")
     if reason:
         pytest.skip(reason)
-    result = fingerprint(adapter, "float32", fallback=False, path_class=False)
-    assert _disagreements(result) == {}, render(result)
-    assert result["identified"] is True, render(result)
+    if name in LOSSY:
+        pytest.skip(f"{name} is lossy by design ({LOSSY[name]}): its deviations are pinned in ecosystem.toml")
+    dtype = choose_dtype(adapter, "float32")
+    result = fingerprint(adapter, dtype, fallback=False, path_class=False)
+    if all(v["status"] == "not testable" for v in _verdicts(result).values()):
+        # the separating scenarios are float32/float64 scenarios: a 16-bit-only adapter (optimi's Kahan mode,
+        # torchao's bfloat16 stochastic rounding) has none to run
+        assert dtype in ("float16", "bfloat16"), render(result)
+        pytest.skip(f"{name} runs {sorted(adapter.dtypes)} only, and no dialect-separating scenario is defined in "
+                    f"a 16-bit format")
+    known = KNOWN_DISAGREEMENTS.get(name, set())
+    assert set(_disagreements(result)) <= known, render(result)
+    assert result["identified"] is True or known, render(result)
+    assert any(v["status"] == "identified" for v in _verdicts(result).values()), render(result)
 
 
 def test_the_path_class_is_detected_ignoring_the_declaration():
