@@ -17,7 +17,7 @@ import numpy as np
 from adamconf.reference.config import AdamConfig
 from adamconf.reference.grads import GradEntry, SparseGrad, check_entries
 
-from .contract import BaseAdapter, Unsupported
+from .contract import BaseAdapter, Unsupported, refuse_undeclared
 
 __all__ = ["MindSporeAdapter"]
 
@@ -85,12 +85,5 @@ class MindSporeAdapter(BaseAdapter):
         return reason
 
     def start(self, config: AdamConfig, params: Sequence[np.ndarray], *, dtype: str, device: str) -> MindSporeRun:
-        if dtype not in self.dtypes or device != "cpu":
-            raise Unsupported(f"{self.name} runs {list(self.dtypes)} on ['cpu'], not {dtype} on {device!r}")
-        reason = self.available(device)
-        if reason is not None:
-            raise Unsupported(reason)
-        missing = sorted(config.features() - self.features)
-        if missing:
-            raise Unsupported(f"{self.name} does not support {missing} (it declares {sorted(self.features)})")
+        refuse_undeclared(self, config, dtype, device)
         return MindSporeRun(self.cls, config, params, dtype)

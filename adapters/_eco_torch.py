@@ -25,7 +25,7 @@ from adamconf.reference.config import AdamConfig, Schedule
 
 from ._torch_env import import_torch, prepare_device, to_numpy, torch_missing_reason
 from ._torch_run import TorchRun
-from .contract import DTYPES, BaseAdapter, Unsupported
+from .contract import DTYPES, BaseAdapter, Unsupported, refuse_undeclared
 
 __all__ = ["EcoAdapter", "EcoRun", "EcoSpec", "library_reason"]
 
@@ -196,16 +196,7 @@ class EcoAdapter(BaseAdapter):
                          {k: getattr(config, k) for k in _CLIP_KEYS})
 
     def _check(self, config: AdamConfig, dtype: str, device: str) -> None:
-        if dtype not in self.dtypes:
-            raise Unsupported(f"{self.name} does not run {dtype}; it declares {list(self.dtypes)}")
-        if device not in self.devices:
-            raise Unsupported(f"{self.name} does not run on {device!r}; it declares {list(self.devices)}")
-        reason = self.available(device)
-        if reason is not None:
-            raise Unsupported(reason)
-        missing = sorted(config.features() - self.features)
-        if missing:
-            raise Unsupported(f"{self.name} does not support {missing} (it declares {sorted(self.features)})")
+        refuse_undeclared(self, config, dtype, device)
         prepare_device(import_torch(), device)
 
 

@@ -79,6 +79,7 @@ __all__ = [
     "Unsupported",
     "availability",
     "describe",
+    "refuse_undeclared",
 ]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -178,6 +179,22 @@ def availability(adapter: Any, device: str | None = None) -> str | None:
         return fn()
     except Exception as exc:
         return f"available() raised {type(exc).__name__}: {exc}"
+
+
+def refuse_undeclared(adapter: Any, config: AdamConfig | None, dtype: str, device: str) -> None:
+    """Raise ``Unsupported`` (the case is skipped, with this reason) for a dtype or device the adapter does not
+    declare, an unavailable library, or a config needing a feature it lacks; for adapters' ``start``."""
+    if dtype not in adapter.dtypes:
+        raise Unsupported(f"{adapter.name} does not run {dtype}; it declares {list(adapter.dtypes)}")
+    if device not in adapter.devices:
+        raise Unsupported(f"{adapter.name} does not run on {device!r}; it declares {list(adapter.devices)}")
+    reason = availability(adapter, device)
+    if reason is not None:
+        raise Unsupported(reason)
+    if config is not None:
+        missing = sorted(config.features() - set(adapter.features))
+        if missing:
+            raise Unsupported(f"{adapter.name} does not support {missing} (it declares {sorted(adapter.features)})")
 
 
 def describe(adapter: Any) -> dict[str, Any]:

@@ -58,7 +58,7 @@ from adamconf.reference.config import AdamConfig
 from ._torch_env import device_reason, import_torch, inductor_reason, prepare_device, torch_missing_reason
 from ._torch_recipe import TorchPath, recipe_from_config, recipe_from_json
 from ._torch_run import TorchRun
-from .contract import DTYPES, BaseAdapter, Unsupported
+from .contract import DTYPES, BaseAdapter, refuse_undeclared
 
 __all__ = ["ADAPTERS", "TorchAdapter"]
 
@@ -132,17 +132,7 @@ class TorchAdapter(BaseAdapter):
         return TorchRun.start(recipe_from_json(self.path, config_text), params, dtype=dtype, device=device)
 
     def _check(self, config: AdamConfig | None, dtype: str, device: str) -> None:
-        if dtype not in self.dtypes:
-            raise Unsupported(f"{self.name} does not run {dtype}; it declares {list(self.dtypes)}")
-        if device not in self.devices:
-            raise Unsupported(f"{self.name} does not run on {device!r}; it declares {list(self.devices)}")
-        reason = self.available(device)
-        if reason is not None:
-            raise Unsupported(reason)
-        if config is not None:
-            missing = sorted(config.features() - self.features)
-            if missing:
-                raise Unsupported(f"{self.name} does not support {missing} (it declares {sorted(self.features)})")
+        refuse_undeclared(self, config, dtype, device)
         prepare_device(import_torch(), device)
 
 

@@ -17,13 +17,10 @@ import pytest
 from adamconf.adapters.contract import DTYPES, FEATURES, availability
 from adamconf.adapters.ecosystem_adapters import ADAPTERS
 from adamconf.adapters.registry import builtin_adapters
-from adamconf.golden import scenarios as catalogue
 from adamconf.reference.dialect import resolve_dialect
 from adamconf.reference.paths import parse_path_class
-from adamconf.suites.expectations import builtin_files, load_expectations
-from adamconf.suites.runner import case_id, run_case
-
-EXPECTATIONS = load_expectations([], builtin=builtin_files())
+from adamconf.suites.runner import case_id
+from test_builtin_conformance import assert_conforms
 BY_NAME = {a.name: a for a in ADAPTERS}
 LIBRARIES = sorted({a.library for a in ADAPTERS})
 
@@ -86,21 +83,7 @@ CASES = [pytest.param(a.name, s, d, id=case_id(a.name, s, d, "cpu")) for a in AD
 
 @pytest.mark.parametrize("adapter_name,scenario,dtype", CASES)
 def test_library_matches_its_declared_dialect(adapter_name, scenario, dtype):
-    adapter = BY_NAME[adapter_name]
-    reason = availability(adapter, "cpu")
-    if reason:
-        pytest.skip(reason)
-    out = run_case(adapter, catalogue.get(scenario), dtype, "cpu")
-    if out.verdict == "skipped":
-        pytest.skip(out.message)
-    expected = EXPECTATIONS.find(out.id, builtin_adapter=True)
-    if expected is not None:
-        assert out.verdict == expected.verdict, (
-            f"{out.id} is listed as a known deviation ({expected.reason[:120]}...) but {out.verdict}: "
-            f"{out.message[:400]}")
-    else:
-        assert out.verdict == "passed", f"{out.id}: {out.message}\nrerun: {out.rerun}"
-        assert out.budget_used <= 1
+    assert_conforms(BY_NAME[adapter_name], scenario, dtype)
 
 
 @pytest.mark.parametrize("name", [a.name for a in ADAPTERS if "checkpoint" in a.features])
