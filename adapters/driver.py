@@ -20,7 +20,7 @@ import numpy as np
 
 from adamconf.reference.dtypes import fmt
 
-from adamconf.reference.grads import SparseGrad
+from adamconf.reference.grads import SparseGrad, all_finite
 
 from .contract import Unsupported, availability
 
@@ -198,10 +198,6 @@ class Driven:
     states: dict[int, dict] = field(default_factory=dict)
 
 
-def _all_finite(row: Sequence[Any]) -> bool:
-    return all(bool(np.all(np.isfinite(g.values if isinstance(g, SparseGrad) else np.asarray(g)))) for g in row)
-
-
 def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Sequence[Sequence], dtype: str,
           device: str = "cpu", *, state_steps: Sequence[int] = ()) -> Driven:
     """Run ``adapter`` over the inputs; exceptions from the adapter propagate (``Unsupported`` included).
@@ -260,7 +256,7 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
             if not _bitwise_equal(thetas[-1], restored):
                 raise RoundTripMismatch(f"checkpoint round trip: restored parameters differ from the saved ones "
                                         f"at step {t}")
-        applied += _all_finite(row)
+        applied += all_finite(row)
         if t in want:
             states[t] = _state_checked(run.state(), shapes, t, applied)
     _check_unchanged(given0, params0, "the initial parameters given to start(), params")

@@ -48,7 +48,7 @@ import numpy as np
 from .arith import F64Arith, MpArith
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
-from .grads import GradEntry, SparseGrad, check_entries, coalesce
+from .grads import GradEntry, SparseGrad, all_finite, check_entries, coalesce
 from .held import HeldSet
 
 __all__ = ["StepTrace", "Trajectory", "trajectory"]
@@ -238,7 +238,7 @@ def trajectory(
     for t in range(1, n_steps + 1):
         entries = grads[t - 1]
         check_entries(entries, shapes)
-        if d.nonfinite == "skip" and not _finite_entries(entries):
+        if d.nonfinite == "skip" and not all_finite(entries):
             lrs.append(0.0)  # nothing applied
             if trace is not None:  # nothing moves: every element untouched, as a lazy row
                 st = StepTrace(t=t, lr=0.0, clip={"clipnorm": [False] * len(tensors), "global": False},
@@ -352,12 +352,6 @@ def trajectory(
     vmax, vmax_lo = stack("vmax") if config.amsgrad else (None, None)
     return Trajectory(np.array(rec_steps, dtype=np.int64), theta, theta_lo, m, m_lo, v, v_lo,
                       vmax, vmax_lo, np.array(lrs, dtype=np.float64))
-
-
-def _finite_entries(entries: Sequence[GradEntry]) -> bool:
-    """Whether every value of a step's gradients is finite (sparse: the values given)."""
-    return all(bool(np.all(np.isfinite(e.values if isinstance(e, SparseGrad) else np.asarray(e, np.float64))))
-               for e in entries)
 
 
 def _learning_rate(A, config: AdamConfig, k: int):

@@ -7,7 +7,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-__all__ = ["GradEntry", "SparseGrad", "coalesce", "to_dense"]
+__all__ = ["GradEntry", "SparseGrad", "all_finite", "coalesce", "to_dense"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,9 @@ def check_entries(grads: Sequence[GradEntry], shapes: Sequence[tuple[int, ...]])
         gshape = tuple(g.dense_shape) if isinstance(g, SparseGrad) else tuple(np.shape(g))
         if gshape != tuple(shape):
             raise ValueError(f"gradient {k} has shape {gshape}, parameter {k} has shape {tuple(shape)}")
+
+
+def all_finite(entries: Sequence[GradEntry]) -> bool:
+    """Whether every value of a step's gradients is finite (sparse: the values given)."""
+    return all(bool(np.all(np.isfinite(e.values if isinstance(e, SparseGrad) else np.asarray(e, np.float64))))
+               for e in entries)

@@ -190,18 +190,13 @@ def load_report_input(path: str | Path) -> tuple[str, dict]:
     Each is validated (and a results file migrated); a fingerprints file of a newer
     ``schema_version`` than this adamconf knows is refused, saying to upgrade.
     """
-    from adamconf.reports.results import KIND as RESULTS, ResultsError, _read_json, load_results
+    from adamconf.reports.results import KIND as RESULTS, ResultsError, _read_json, check_schema_version, load_results
 
     doc = _read_json(Path(path))
     if not (isinstance(doc, dict) and doc.get("kind") == KIND):
         return RESULTS, load_results(path, _doc=doc)
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ResultsError(f"{path}: schema_version={version!r} is not a valid version (an integer >= 1)")
-    if version > SCHEMA_VERSION:
-        raise ResultsError(f"{path}: a fingerprints file of schema_version {version}, newer than this adamconf "
-                           f"reads ({SCHEMA_VERSION}); upgrade adamconf (pip install -U adamconf) to read it")
     try:
+        check_schema_version(doc, SCHEMA_VERSION, "a fingerprints file of")
         validate(doc)
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None

@@ -465,17 +465,24 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number (results files hold finite numbers or null)")
 
 
+def check_schema_version(doc: dict, newest: int, what: str = "written with") -> int:
+    """The document's ``schema_version``: an integer >= 1 and at most ``newest``, else a ResultsError that
+    says to upgrade (results files, fingerprints files)."""
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ResultsError(f"schema_version={version!r} is not a valid version (an integer >= 1)")
+    if version > newest:
+        raise ResultsError(f"{what} schema_version {version}, newer than this adamconf reads "
+                           f"({newest}); upgrade adamconf (pip install -U adamconf) to read it")
+    return version
+
+
 def _migrate(doc: Any) -> dict:
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise ResultsError(f"not an adamconf results file (kind={kind!r}, expected {KIND!r}); "
                            "pass the JSON that `adamconf run` writes")
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ResultsError(f"schema_version={version!r} is not a valid version (an integer >= 1)")
-    if version > SCHEMA_VERSION:
-        raise ResultsError(f"written with schema_version {version}, newer than this adamconf reads "
-                           f"({SCHEMA_VERSION}); upgrade adamconf (pip install -U adamconf) to read it")
+    version = check_schema_version(doc, SCHEMA_VERSION)
     while version < SCHEMA_VERSION:
         if version not in _MIGRATIONS:
             raise ResultsError(f"schema_version {version} cannot be migrated to {SCHEMA_VERSION}; "
