@@ -46,8 +46,11 @@ def _values(args: Sequence[str], option: str) -> list[str]:
 def pytest_args(args: argparse.Namespace) -> list[str]:
     """The pytest command line for parsed ``adamconf run`` arguments (``adamconf.cli.parse_args``)."""
     given = list(args.pytest_args)
-    # no cache: the suites may live in a read-only site-packages
-    out = ["--pyargs", "adamconf.suites", "-p", "no:cacheprovider", "-rfE"]
+    # no cache: the suites may live in a read-only site-packages. No conftest.py: pytest would load the
+    # one of the directory it starts in and of its test* folders (a repository's own tests/conftest.py,
+    # whose hooks and fixtures are no part of a conformance run; adamconf's own redirects the judge's
+    # on-disk cache into a throwaway folder, which made every run from a checkout recompute it).
+    out = ["--pyargs", "adamconf.suites", "-p", "no:cacheprovider", "--noconftest", "-rfE"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         # entry points are off: name the plugins (xdist workers see the same command line)
         out += ["-p", "adamconf.plugin", "-p", "xdist", "-p", "timeout"]

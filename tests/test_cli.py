@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,17 @@ def test_run_replaces_every_crashed_worker_unless_told_otherwise():
     line = pytest_args(parse_args(["run", "-n", "2", "--max-worker-restart", "3"]))
     assert not any(a.startswith("--max-worker-restart=") for a in line)
     assert not any(a.startswith("--max-worker") for a in pytest_args(parse_args(["run", "-n", "0"])))
+
+
+def test_run_loads_no_conftest_of_the_directory_it_starts_in(tmp_path):
+    """pytest would import tests/conftest.py of the working directory (its `test*` folders are searched):
+    a repository's own test hooks are no part of a conformance run. This one would fail every case."""
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "numpy_adapter.py"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text(
+        "def pytest_configure(config):\n    raise SystemExit('conftest.py of the working directory loaded')\n")
+    result = subprocess.run([*ADAMCONF, "run", "-n", "0", "--adapter", f"{example}:NumpyAdam", "--scenario",
+                             "dense-default", "--dtype", "float32", "--results", "", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--noconftest" in pytest_args(parse_args(["run"]))
