@@ -51,6 +51,14 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     # whose hooks and fixtures are no part of a conformance run; adamconf's own redirects the judge's
     # on-disk cache into a throwaway folder, which made every run from a checkout recompute it).
     out = ["--pyargs", "adamconf.suites", "-p", "no:cacheprovider", "--noconftest", "-rfE"]
+    # hypothesis' plugin imports hypothesis (about 2 s) for its summary; no suite uses it
+    out += ["-p", "no:hypothesispytest"]
+    if not _values(given, "--assert"):
+        # pytest rewrites the asserts of every module of the plugin's distribution (all of adamconf, some
+        # 130 modules) in every process, and caches the result only where bytecode may be written
+        # (not under PYTHONDONTWRITEBYTECODE): about 3 s a worker. Every assert of the suites states
+        # its own message, so plain asserts lose nothing.
+        out.append("--assert=plain")
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         # entry points are off: name the plugins (xdist workers see the same command line)
         out += ["-p", "adamconf.plugin", "-p", "xdist", "-p", "timeout"]
