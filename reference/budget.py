@@ -313,37 +313,56 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     coupled = bool(w) and config.weight_decay_mode == "l2"
 
     # every tensor's elements side by side in one flat vector of n_total (the bounds are elementwise;
-    # what is per tensor, the clip factors, is spread over its elements): one pass of numpy per step
+    # what is per tensor, the clip factors, is spread over its elements), and the steps stacked: row i of
+    # every (T, N) array is step i + 1. What does not depend on the running bounds is computed for all
+    # steps at once; the loop at the end carries only the recursions (the moments' bounds, theta's
+    # running sum), each expression in the same order of operations as a step-by-step evaluation, so
+    # the bounds are the same to the bit.
     N = n_total
     per_tensor = lambda xs: np.repeat(np.asarray(xs, dtype=np.float64), sizes)  # noqa: E731
 
     def cat(xs, dtype=np.float64):
         return np.concatenate([np.asarray(x, dtype=dtype).ravel() for x in xs]) if xs else np.zeros(0, dtype)
 
-    B, Tb = np.zeros((T, N)), np.zeros((T + 1, N))
-    Em, Ev, Evmax = np.zeros((T + 1, N)), np.zeros((T + 1, N)), np.zeros((T + 1, N))
-    sys_, var_step, sd_state = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
-    model_update, adam_update, wvs = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
-    decay_update = np.zeros((T, N))
-    touched_all = np.zeros((T, N), dtype=bool)
+    def stacked(name, dtype=np.float64):
+        """Field ``name`` of every step, (T, N): one stack per tensor, then side by side."""
+        if not T or not sizes:
+            return np.zeros((T, N), dtype)
+        return np.concatenate([np.stack([np.asarray(getattr(st, name)[k], dtype=dtype).ravel() for st in steps])
+                               for k in range(len(sizes))], axis=1)
+
+    def col(xs):
+        return np.asarray(xs, dtype=np.float64).reshape(T, 1)
+
+    if any(st.t != i + 1 for i, st in enumerate(steps)):
+        raise AssertionError("the float64 model's trace must hold steps 1..T in order")
     theta_model = np.zeros((T + 1, N))
     theta_model[0] = cat(params0)
     amp1, amp2 = np.zeros(T), np.zeros(T)
-    # systematic / random split of the moment errors (for item 5)
-    Em_sys, Ev_sys, Vm_rnd, Vv_rnd, Vvmax_rnd, Evmax_sys = (np.zeros(N) for _ in range(6))
+    clipping_norm = config.clipnorm is not None or config.global_clipnorm is not None
 
-    for st in steps:
+    # -- per step, the scalars: the step's count, lr's error, the bias corrections, the clip factors' error
+    rho_lr_s, rho_step_s, lr_s, bc1_s, bc2_s, r_keep_s, rb2_s = ([0.0] * T for _ in range(7))
+    rho_clip_rows = np.zeros((T, N)) if clipping_norm else None
+    for i, st in enumerate(steps):
         t = st.t
         c = max(st.count, 1)  # the Adam step count (t unless a non-finite step was skipped: nothing moves then)
         k_sched = c - 1 if d.schedule_step == "t-1" else c
         rho_lr = _rho_lr(Fr, config, k_sched, lr_modelled, lr_fitted)
         amp1[t - 1] = amplification(b1, c, d.bias_correction)
         amp2[t - 1] = amplification(b2, c, d.bias_correction)
-        rho_step = (rho_lr + _rho_bc(F, b1, c, d.bias_correction, r_b1)
-                    + _rho_bc(F, b2, c, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
+        rho_lr_s[i] = rho_lr
+        rho_step_s[i] = (rho_lr + _rho_bc(F, b1, c, d.bias_correction, r_b1)
+                         + _rho_bc(F, b2, c, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
+        lr_s[i], bc1_s[i], bc2_s[i] = st.lr, st.bc1, st.bc2
+        if decoupled:
+            # the factor 1 - lr_t w as D holds it (torch's param.mul_(1 - lr * wd)): item 4
+            r_keep_s[i] = _r_keep(F, st.lr, w, rho_lr)
+        if config.amsgrad and d.amsgrad_max != "raw":
+            # bc2's error in max(vmax, v / bc2): its representation part, and the worst path residual (t u)
+            rb2_s[i] = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
         # gradient clipping: relative error common to the step (systematic)
-        rho_clip = 0.0
-        if config.clipnorm is not None or config.global_clipnorm is not None:
+        if clipping_norm:
             rho_k = [0.0] * len(sizes)
             under_k, under_g = _norm_underflow(F, config, d, st.g_raw, sizes)
             for kk in range(len(sizes)):
@@ -357,34 +376,100 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
                 if d.clip == "torch":
                     rho += u + F.rel_error(TORCH_CLIP_EPS)  # n + 1e-6, and 1e-6 as D holds it
                 rho_k[kk] = rho
-            rho_clip = per_tensor(rho_k)
-        touched = cat(st.touched, bool)
-        g_clip = np.abs(cat(st.g_clipped))
-        if config.clipvalue is not None:
-            clipped = np.abs(cat(st.g_raw)) > config.clipvalue
-            e_g_sys = g_clip * rho_clip + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
-        else:
-            e_g_sys = g_clip * rho_clip
-        e_g_rnd = np.zeros(N)
-        theta = cat(st.theta)
-        g_signed = cat(st.g)
-        if coupled:
-            e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
-            e_g_sys = e_g_sys + r_w * np.abs(w * theta) + w * Tb[t - 1]
-        e_g = e_g_sys + e_g_rnd
-        g = np.abs(g_signed)
-        m_prev, v_prev = np.abs(cat(st.m_prev)), cat(st.v_prev)
-        # moments (item 3), only where this step touches them (lazy rows freeze)
-        lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
-        lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
-        rep_m = r_b1 * m_prev + r1_b1 * (1 - b1) * g + (1 - b1) * e_g
-        rep_v = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g + 2 * (1 - b2) * g * e_g
-        Em[t] = np.where(touched, b1 * Em[t - 1] + lam_m + rep_m, Em[t - 1])
-        Ev[t] = np.where(touched, b2 * Ev[t - 1] + lam_v + rep_v, Ev[t - 1])
-        Em_sys = np.where(touched, b1 * Em_sys + rep_m, Em_sys)
-        Ev_sys = np.where(touched, b2 * Ev_sys + rep_v, Ev_sys)
-        Vm_rnd = np.where(touched, b1 ** 2 * Vm_rnd + lam_m ** 2 / 3, Vm_rnd)
-        Vv_rnd = np.where(touched, b2 ** 2 * Vv_rnd + lam_v ** 2 / 3, Vv_rnd)
+            rho_clip_rows[i] = per_tensor(rho_k)
+    rho_lr_c, rho_step_c, lr_c = col(rho_lr_s), col(rho_step_s), col(lr_s)
+    bc1_c, bc2_c = col(bc1_s), col(bc2_s)
+
+    # -- for all steps at once: the model's values and every term that does not recurse
+    touched = stacked("touched", bool)
+    g_clip = np.abs(stacked("g_clipped"))
+    rho_clip = rho_clip_rows if clipping_norm else 0.0
+    if config.clipvalue is not None:
+        clipped = np.abs(stacked("g_raw")) > config.clipvalue
+        e_g_sys0 = g_clip * rho_clip + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
+    else:
+        e_g_sys0 = g_clip * rho_clip
+    theta = stacked("theta")
+    g_signed = stacked("g")
+    e_g_rnd = np.zeros((T, N))
+    if coupled:
+        e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
+        e_g_sys0 = e_g_sys0 + r_w * np.abs(w * theta)  # + w T_{t-1}, in the loop
+    g = np.abs(g_signed)
+    m_prev, v_prev = np.abs(stacked("m_prev")), stacked("v_prev")
+    # moments (item 3), only where this step touches them (lazy rows freeze)
+    lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
+    lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
+    rep_m0 = r_b1 * m_prev + r1_b1 * (1 - b1) * g  # + (1 - b1) e_g, in the loop
+    rep_v0 = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g  # + 2 (1 - b2) g e_g, in the loop
+    two_g = 2 * (1 - b2) * g
+    lam_m2, lam_v2 = lam_m ** 2 / 3, lam_v ** 2 / 3
+    if config.amsgrad and d.amsgrad_max != "raw":
+        v_abs_bc2 = np.abs(stacked("v")) / bc2_c
+        e_corr_part = v_abs_bc2 * (col(rb2_s) + u)
+        e_corr_sys_part = v_abs_bc2 * col(rb2_s)
+        bc2_sq = bc2_c ** 2
+    # the update (item 4)
+    update = stacked("update")
+    U = np.abs(update)
+    root, v_used = stacked("root"), np.abs(stacked("v_used"))
+    step_size = lr_c / bc1_c if d.epsilon == "standard" else lr_c * np.sqrt(bc2_c) / bc1_c
+    dU_dm = step_size / (root + eps)
+    wv = np.where(root + eps > 0, root / (root + eps), 0.0)
+    positive_v = v_used > 0
+    eps_term = np.where(root + eps > 0, r_eps * eps / (root + eps), 0.0)
+    eps_root_term = 0.0
+    if config.eps_root:
+        vhat = v_used / bc2_c if d.epsilon == "standard" else v_used
+        eps_root_term = np.where(vhat + config.eps_root > 0,
+                                 0.5 * wv * r_eps_root * config.eps_root / (vhat + config.eps_root), 0.0)
+    theta_next = theta - U * np.sign(update) - (lr_c * w * theta if decoupled else 0.0)
+    # the final rounding of theta is the path class's (judge); the feedback of the trajectory
+    # bound into the weight-decay terms takes the widest class's: one ulp, across a binade
+    ulp_fb = 2 * F.ulp(theta_next)
+    b_fixed = U * (rho_step_c + N_ELEM * u + eps_term + eps_root_term)
+    b_sys_fixed = U * (rho_step_c + eps_term + eps_root_term)
+    u_wv = U * 0.5 * wv
+    if decoupled:
+        wd = lr_c * w * np.abs(theta)
+        keep = col(r_keep_s) * np.abs(theta)
+        wd_b = wd * (rho_lr_c + r_w + 2 * u)
+        wd_b_sys = wd * (rho_lr_c + r_w)
+        lr_w = lr_c * w
+    # ... and the part of the update's error that the judge adds for the unmodelled part of beta^t,
+    # |U| (amp1 res1 + amp2 res2 / 2) (``judge._evaluate``: ``paths.pow_residual`` of the class times
+    # beta^t / bc), with the widest class's residual. The trajectory check bounds theta's error by the
+    # running sum of the judge's per-step bounds, this term included; the weight-decay feedback (coupled
+    # L2: g + w theta, so e_g gains w T_{t-1}; decoupled: lr_t w T_{t-1}) must carry the same sum, or the
+    # moments of a run whose theta errs by that part (beta2 = 0.99999: beta^t / bc ~ 1e5 / t, so a pow
+    # within 2u makes bc2 off by 1e5 u / t and theta by |U| 5e4 u / t) exceed their bound (measured: m,
+    # v, vmax of a float64 pytorch run with L2 0.5 at 8x their bound, each off by the w-multiple of a
+    # theta error of ~1e-13 relative that the trajectory bound allowed).
+    counts = np.array([max(st.count, 1) for st in steps], dtype=np.float64)
+    res = [np.max([pow_residual(p, beta, counts, u, not held) for p in POWERS], axis=0)
+           if d.bias_correction and beta and T else np.zeros(T) for beta in (b1, b2)]
+    pow_fb = U * (amp1.reshape(T, 1) * res[0].reshape(T, 1) + amp2.reshape(T, 1) * res[1].reshape(T, 1) / 2)
+    fb = np.where(touched, ulp_fb * (1.5 if decoupled else 1.0) + pow_fb, 0.0)
+
+    # -- the recursions, step by step
+    B, Tb = np.zeros((T, N)), np.zeros((T + 1, N))
+    Em, Ev, Evmax = np.zeros((T + 1, N)), np.zeros((T + 1, N)), np.zeros((T + 1, N))
+    sys_, sd_state = np.zeros((T, N)), np.zeros((T, N))
+    # systematic / random split of the moment errors (for item 5)
+    Em_sys, Ev_sys, Vm_rnd, Vv_rnd, Vvmax_rnd, Evmax_sys = (np.zeros(N) for _ in range(6))
+    for i in range(T):
+        t = i + 1
+        tch = touched[i]
+        e_g_sys = e_g_sys0[i] + w * Tb[t - 1] if coupled else e_g_sys0[i]
+        e_g = e_g_sys + e_g_rnd[i]
+        rep_m = rep_m0[i] + (1 - b1) * e_g
+        rep_v = rep_v0[i] + two_g[i] * e_g
+        Em[t] = np.where(tch, b1 * Em[t - 1] + lam_m[i] + rep_m, Em[t - 1])
+        Ev[t] = np.where(tch, b2 * Ev[t - 1] + lam_v[i] + rep_v, Ev[t - 1])
+        Em_sys = np.where(tch, b1 * Em_sys + rep_m, Em_sys)
+        Ev_sys = np.where(tch, b2 * Ev_sys + rep_v, Ev_sys)
+        Vm_rnd = np.where(tch, b1 ** 2 * Vm_rnd + lam_m2[i], Vm_rnd)
+        Vv_rnd = np.where(tch, b2 ** 2 * Vv_rnd + lam_v2[i], Vv_rnd)
         E_vused, E_vused_sys, V_vused = Ev[t], Ev_sys, Vv_rnd
         if config.amsgrad:
             if d.amsgrad_max == "raw":
@@ -392,70 +477,32 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
                 Evmax_sys = np.maximum(Evmax_sys, Ev_sys)
                 Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd)
             else:  # max(vmax, v / bc2): the division adds u and bc2's error
-                # bc2's error: its representation part, and the worst path residual (t u)
-                rb2 = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
-                v_abs = np.abs(cat(st.v))
-                e_corr = Ev[t] / st.bc2 + v_abs / st.bc2 * (rb2 + u)
-                Evmax[t] = np.maximum(Evmax[t - 1], e_corr)
-                Evmax_sys = np.maximum(Evmax_sys, Ev_sys / st.bc2 + v_abs / st.bc2 * rb2)
-                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd / st.bc2 ** 2)
+                Evmax[t] = np.maximum(Evmax[t - 1], Ev[t] / bc2_s[i] + e_corr_part[i])
+                Evmax_sys = np.maximum(Evmax_sys, Ev_sys / bc2_s[i] + e_corr_sys_part[i])
+                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd / bc2_sq[i])
             E_vused, E_vused_sys, V_vused = Evmax[t], Evmax_sys, Vvmax_rnd
-        # the update (item 4)
-        update = cat(st.update)
-        U = np.abs(update)
-        root, v_used = cat(st.root), np.abs(cat(st.v_used))
-        step_size = st.lr / st.bc1 if d.epsilon == "standard" else st.lr * math.sqrt(st.bc2) / st.bc1
-        dU_dm = step_size / (root + eps)
-        wv = np.where(root + eps > 0, root / (root + eps), 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel_v = np.where(v_used > 0, E_vused / v_used, 0.0)
-            rel_v_sys = np.where(v_used > 0, E_vused_sys / v_used, 0.0)
-            sd_v = np.where(v_used > 0, np.sqrt(V_vused) / v_used, 0.0)
-            eps_term = np.where(root + eps > 0, r_eps * eps / (root + eps), 0.0)
-            eps_root_term = 0.0
-            if config.eps_root:
-                vhat = v_used / st.bc2 if d.epsilon == "standard" else v_used
-                eps_root_term = np.where(vhat + config.eps_root > 0,
-                                         0.5 * wv * r_eps_root * config.eps_root / (vhat + config.eps_root), 0.0)
-        theta_next = theta - U * np.sign(update) - (st.lr * w * theta if decoupled else 0.0)
-        # the final rounding of theta is the path class's (judge); the feedback of the trajectory
-        # bound into the weight-decay terms takes the widest class's: one ulp, across a binade
-        ulp_fb = 2 * F.ulp(theta_next)
-        b = (U * (rho_step + N_ELEM * u + eps_term + eps_root_term) + dU_dm * Em[t]
-             + U * 0.5 * wv * rel_v + N_ELEM * F.tiny)
-        b_sys = U * (rho_step + eps_term + eps_root_term) + dU_dm * Em_sys + U * 0.5 * wv * rel_v_sys
+        pv, vu = positive_v[i], v_used[i]
+        rel_v = np.where(pv, E_vused / vu, 0.0)
+        rel_v_sys = np.where(pv, E_vused_sys / vu, 0.0)
+        sd_v = np.where(pv, np.sqrt(V_vused) / vu, 0.0)
+        b = b_fixed[i] + dU_dm[i] * Em[t] + u_wv[i] * rel_v + N_ELEM * F.tiny
+        b_sys = b_sys_fixed[i] + dU_dm[i] * Em_sys + u_wv[i] * rel_v_sys
         if decoupled:
-            wd = st.lr * w * np.abs(theta)
-            # the factor 1 - lr_t w as D holds it (torch's param.mul_(1 - lr * wd)): item 4
-            r_keep = _r_keep(F, st.lr, w, rho_lr)
-            keep = r_keep * np.abs(theta)
-            b = b + wd * (rho_lr + r_w + 2 * u) + keep + st.lr * w * Tb[t - 1]
-            b_sys = b_sys + wd * (rho_lr + r_w) + keep + st.lr * w * Tb[t - 1]
-        b = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
-        B[t - 1] = b
-        # ... and the part of the update's error that the judge adds for the unmodelled part of beta^t,
-        # |U| (amp1 res1 + amp2 res2 / 2) (``judge._evaluate``: ``paths.pow_residual`` of the class times
-        # beta^t / bc), with the widest class's residual. The trajectory check bounds theta's error by the
-        # running sum of the judge's per-step bounds, this term included; the weight-decay feedback (coupled
-        # L2: g + w theta, so e_g gains w T_{t-1}; decoupled: lr_t w T_{t-1}) must carry the same sum, or the
-        # moments of a run whose theta errs by that part (beta2 = 0.99999: beta^t / bc ~ 1e5 / t, so a pow
-        # within 2u makes bc2 off by 1e5 u / t and theta by |U| 5e4 u / t) exceed their bound (measured: m,
-        # v, vmax of a float64 pytorch run with L2 0.5 at 8x their bound, each off by the w-multiple of a
-        # theta error of ~1e-13 relative that the trajectory bound allowed).
-        res = [max(float(pow_residual(p, beta, np.array([float(c)]), u, not held)[0]) for p in POWERS)
-               if d.bias_correction and beta else 0.0 for beta in (b1, b2)]
-        pow_fb = U * (amp1[t - 1] * res[0] + amp2[t - 1] * res[1] / 2)
-        Tb[t] = Tb[t - 1] + b + np.where(touched, ulp_fb * (1.5 if decoupled else 1.0) + pow_fb, 0.0)
-        model_update[t - 1] = theta_next - theta
-        theta_model[t] = theta_next
-        adam_update[t - 1] = np.where(touched, U, 0.0)
-        if decoupled:
-            decay_update[t - 1] = np.where(touched, st.lr * w * np.abs(theta), 0.0)
-        touched_all[t - 1] = touched
-        wvs[t - 1] = wv
-        sys_[t - 1] = np.where(touched, b_sys, 0.0)
-        var_step[t - 1] = np.where(touched, (U * u) ** 2 * N_ELEM / 3, 0.0)
-        sd_state[t - 1] = np.where(touched, dU_dm * np.sqrt(Vm_rnd) + U * 0.5 * wv * sd_v, 0.0)
+            b = b + wd_b[i] + keep[i] + lr_w[i] * Tb[t - 1]
+            b_sys = b_sys + wd_b_sys[i] + keep[i] + lr_w[i] * Tb[t - 1]
+        b = np.where(tch, b, 0.0)  # lazy rows that are not touched must not move at all
+        B[i] = b
+        Tb[t] = Tb[t - 1] + b + fb[i]
+        sys_[i] = np.where(tch, b_sys, 0.0)
+        sd_state[i] = np.where(tch, dU_dm[i] * np.sqrt(Vm_rnd) + u_wv[i] * sd_v, 0.0)
+
+    theta_model[1:] = theta_next
+    model_update = theta_next - theta
+    adam_update = np.where(touched, U, 0.0)
+    decay_update = np.where(touched, lr_c * w * np.abs(theta), 0.0) if decoupled else np.zeros((T, N))
+    touched_all = touched
+    wvs = wv
+    var_step = np.where(touched, (U * u) ** 2 * N_ELEM / 3, 0.0)
 
     bounds = np.cumsum([0] + sizes)
 
