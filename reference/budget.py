@@ -42,7 +42,8 @@ judge (``reference.judge``); here is everything else.
    e^g, the error of the gradient entering the moments: clipping by norm
    ((N+1)/2 + 3) u + r(c) (the norm of N squares summed in any order, sqrt, c/n,
    g*f; "torch" adds the rounding of its 1e-6; "tf" multiplies even when idle: 2u)
-   + N tiny / n^2 (squares and partial sums below tiny lost: ``_norm_underflow``),
+   + N tiny / n^2 (squares and partial sums below tiny lost: ``_norm_underflow``; where that loss
+   can reach the whole norm, up to no clipping at all: 1 / f - 1 for a model factor f),
    clip by value r(c) c on clipped entries, coupled L2 u|g + w theta| + (u + r(w))|w theta|
    + w T_t (T_t: the trajectory bound, fed back, with the widest class's rounding of theta).
 
@@ -172,15 +173,18 @@ def _r_keep(F: Format, lr: float, w: float, rho_lr: float) -> float:
 
 
 def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, sizes: Sequence[int]):
-    """Relative error of the clip norms from underflow (item 3): per tensor, and of the global norm.
+    """Relative error of the clip factors from underflow (item 3): per tensor, and of the global norm's.
 
     The norm n = sqrt(sum g_i^2) of N entries is summed in D: each of its N squares and N - 1
     additions can lose up to tiny in absolute value below the smallest normal (flush-to-zero, the
     same bound as the budget's other underflow terms), so |fl(n^2) - n^2| <= 2 N tiny + (the relative
-    rounding bounded by ((N+1)/2 + 3) u) and n is off by a relative N tiny / n^2 more. It matters
-    where the gradients are below sqrt(tiny) (1e-19 in float32, 4e-3 in float16): a norm that
-    underflows to 0 does not clip at all. The clip factor c / n and the clipped g inherit it; it is
-    counted whether or not the model's norm exceeds c (an underflowed norm can fall on either side).
+    rounding bounded by ((N+1)/2 + 3) u). It matters where the gradients are below sqrt(tiny) (1e-19
+    in float32 and bfloat16, 4e-3 in float16). Underflow only loses: with x = 2 N tiny / n^2 the run's
+    norm is at least n sqrt(1 - x), so a factor c / n (or c / (n + 1e-6), torch) that clips in the
+    model is too large by at most 1 / sqrt(1 - x) - 1 (to first order x / 2 = N tiny / n^2), and
+    never by more than 1 / f - 1, f the model's factor: a run's factor is at most 1 (a norm that
+    underflows to 0 does not clip at all). Where the model does not clip, the first-order term is
+    kept (the run's norm sits on the same side). The clipped g inherits the factor's error.
     n is the model's (float64): per tensor after clipvalue, globally after the per-tensor clip.
     """
     with np.errstate(all="ignore"):
@@ -189,20 +193,31 @@ def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, 
             gv = [np.clip(g, -config.clipvalue, config.clipvalue) for g in gv]
         sq = [float(np.sum(g * g)) for g in gv]
 
-        def rel(n_sq: float, n: int) -> float:
-            return n * F.tiny / n_sq if n_sq > 0 else 0.0
+        def factor(c: float, x: float) -> float:
+            """The model's clip factor for a norm whose square is x."""
+            if x <= 0:
+                return 1.0
+            norm = math.sqrt(x)
+            return min(c / (norm + TORCH_CLIP_EPS), 1.0) if d.clip == "torch" else (c / norm if norm > c else 1.0)
 
-        under_k = [rel(x, n) if config.clipnorm is not None else 0.0 for x, n in zip(sq, sizes)]
+        def rel(n_sq: float, n: int, f: float) -> float:
+            if n_sq <= 0:
+                return 0.0
+            x = 2 * n * F.tiny / n_sq
+            if f >= 1.0:
+                return x / 2
+            lost = 1 / math.sqrt(1 - x) - 1 if x < 1 else math.inf
+            return max(x / 2, min(lost, 1 / f - 1))
+
+        under_k = [rel(x, n, factor(config.clipnorm, x)) if config.clipnorm is not None else 0.0
+                   for x, n in zip(sq, sizes)]
         if config.global_clipnorm is None:
             return under_k, 0.0
         total = 0.0
         for x in sq:
-            f = 1.0
-            if config.clipnorm is not None and x > 0:
-                c, norm = config.clipnorm, math.sqrt(x)
-                f = min(c / (norm + TORCH_CLIP_EPS), 1.0) if d.clip == "torch" else (c / norm if norm > c else 1.0)
+            f = factor(config.clipnorm, x) if config.clipnorm is not None else 1.0
             total += x * f * f
-        return under_k, rel(total, sum(sizes))
+        return under_k, rel(total, sum(sizes), factor(config.global_clipnorm, total))
 
 
 def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool, r_beta: float) -> float:
@@ -251,19 +266,23 @@ def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False, lr
     """Relative error of lr_t as an implementation in F computes it at schedule index k.
 
     lr_modelled: the judge's variants hold a constant lr exactly as the implementation does
-    (hyper=float32), so its representation is not an error; a schedule's float32 arithmetic is
-    still bounded, (3 + y |ln rate|) u_32, unless lr_fitted: the judge then takes each step's
-    float32 value of the schedule from the run itself (``judge._fit_lr32``: the value is a float32
-    number, and which one is identified exactly), leaving the double arithmetic of the variants
-    that compute the schedule in binary64, (3 + y |ln rate|) u_64.
+    (hyper=float32), so its representation is not an error. A schedule's value is held by the variants
+    as fl32(lr(k)) of the exact lr(k), while an implementation computes it from its own float32 initial
+    and rate (Keras: fl32(rate)^y, whose error y r(rate) grows with the step), so the whole float32
+    schedule bound is kept (``schedule_rho``: r(initial) + y r(rate) + (3 + y |ln rate|) u_32), unless
+    lr_fitted: the judge then takes each step's float32 value of the schedule from the run itself
+    (``judge._fit_lr32``: the value is a float32 number, and which one is identified exactly), leaving
+    the double arithmetic of the variants that compute the schedule in binary64, (3 + y |ln rate|) u_64.
     """
     sched = config.schedule
     if lr_modelled:  # the variants hold lr (and decay) as the implementation does: only the arithmetic is left
         u64 = fmt("float64").u
         if sched is None or sched.kind == "piecewise_constant":
             return 3 * u64
+        if not lr_fitted:
+            return schedule_rho(F, config, k)
         num, den = sched.exponent(k)
-        return (3.0 + abs(math.log(sched.decay_rate)) * num / den) * (u64 if lr_fitted else F.u)
+        return (3.0 + abs(math.log(sched.decay_rate)) * num / den) * u64
     rho = schedule_rho(F, config, k)
     if config.decay:
         dk = config.decay * k

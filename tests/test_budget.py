@@ -324,3 +324,30 @@ def test_float32_schedule_in_float64_is_identified_and_resolves_1e12(how):
     for scale in (1e-12, -1e-12):
         bad = run_case(_Float32ScheduleAdam(how, scale), s, "float64")
         assert bad.verdict == "failed" and bad.budget_used >= 3, (scale, bad.budget_used, bad.message)
+
+
+def test_a_clip_norm_lost_to_underflow_bounds_the_factor_up_to_no_clip_at_all():
+    """budget._norm_underflow: the run's norm is at least n sqrt(1 - x), x = 2 N tiny / n^2, and its factor at most
+    1; so the factor's relative error is 1/sqrt(1 - x) - 1 (first order N tiny / n^2), capped at 1/f - 1."""
+    import math
+
+    from adamconf.reference.budget import _norm_underflow
+    from adamconf.reference.dtypes import fmt
+
+    F, d = fmt("bfloat16"), PRESETS["keras"]
+    tiny = F.tiny
+    for n_sq, c in ((1e6 * tiny, 1e-3 * math.sqrt(1e6 * tiny)), (2.0 * tiny, 0.01 * math.sqrt(2.0 * tiny)),
+                    (0.5 * tiny, 0.01 * math.sqrt(0.5 * tiny))):
+        g = [np.full(4, math.sqrt(n_sq / 4))]
+        norm = math.sqrt(n_sq)
+        f = c / norm
+        x = 2 * 4 * tiny / n_sq
+        _, rho = _norm_underflow(F, AdamConfig(global_clipnorm=c), d, g, [4])
+        lost = 1 / math.sqrt(1 - x) - 1 if x < 1 else math.inf
+        assert rho == pytest.approx(max(x / 2, min(lost, 1 / f - 1)), rel=1e-12)
+        # a run whose norm underflowed to 0 does not clip: its gradient is g, the model's g f; within the bound
+        assert (1 - f) * abs(g[0][0]) <= rho * f * abs(g[0][0]) * (1 + 1e-12) or x < 1
+    # where the model does not clip, the first-order term as before
+    g = [np.full(4, 1e-20)]
+    _, rho = _norm_underflow(F, AdamConfig(global_clipnorm=1.0), d, g, [4])
+    assert rho == pytest.approx(4 * tiny / 4e-40, rel=1e-12)
