@@ -44,7 +44,8 @@ judge (``reference.judge``); here is everything else.
    g*f; "torch" adds the rounding of its 1e-6; "tf" multiplies even when idle: 2u)
    + N tiny / n^2 (squares and partial sums below tiny lost: ``_norm_underflow``; where that loss
    can reach the whole norm, up to no clipping at all: 1 / f - 1 for a model factor f),
-   clip by value r(c) c on clipped entries, coupled L2 u|g + w theta| + (u + r(w))|w theta|
+   clip by value r(c) c on clipped entries, repeated sparse rows summed in D gamma_{c-1} sum |g_j|
+   (``_coalesce_error``), coupled L2 u|g + w theta| + (u + r(w))|w theta|
    + w T_t (T_t: the trajectory bound, fed back, with the widest class's rounding of theta).
 
 4. The applied update Delta_t = theta_{t+1} - theta_t (exact in float64 for D narrower
@@ -98,6 +99,7 @@ from .adam import StepTrace, trajectory
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
 from .dtypes import Format, fmt
+from .grads import SparseGrad
 from .paths import POWERS, pow_residual
 
 __all__ = ["Budget", "amplification", "compute_budget", "C_M", "C_V", "LAMBDA", "N_ELEM", "N_SCALAR"]
@@ -218,6 +220,32 @@ def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, 
             f = factor(config.clipnorm, x) if config.clipnorm is not None else 1.0
             total += x * f * f
         return under_k, rel(total, sum(sizes), factor(config.global_clipnorm, total))
+
+
+def _coalesce_error(F: Format, row: Sequence, sizes: Sequence[int]) -> np.ndarray:
+    """The rounding of a step's repeated sparse rows summed in D (item 3), per element, flat.
+
+    A row given c times is summed by the implementation in its dtype (``torch.Tensor.coalesce``,
+    ``tf.math.unsorted_segment_sum``); recursive summation of c terms errs by at most
+    gamma_{c-1} sum |g_j|, gamma_k = k u / (1 - k u), in any order. Relative to the sum that can be
+    large where the terms cancel. Rows given once, and dense entries, are exact.
+    """
+    out = []
+    for g, n in zip(row, sizes):
+        if isinstance(g, SparseGrad) and n:
+            idx = np.asarray(g.indices, dtype=np.int64)
+            uniq, inverse, counts = np.unique(idx, return_inverse=True, return_counts=True)
+            err = np.zeros((int(g.dense_shape[0]), *g.dense_shape[1:]), dtype=np.float64)
+            if np.any(counts > 1):
+                abs_sum = np.zeros((uniq.shape[0], *g.dense_shape[1:]), dtype=np.float64)
+                np.add.at(abs_sum, inverse, np.abs(np.asarray(g.values, dtype=np.float64)))
+                k = (counts - 1).astype(np.float64)
+                gamma = k * F.u / (1 - k * F.u)
+                err[uniq] = abs_sum * gamma.reshape(-1, *([1] * (abs_sum.ndim - 1)))
+            out.append(err.ravel())
+        else:
+            out.append(np.zeros(n))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool, r_beta: float) -> float:
@@ -413,6 +441,8 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     e_g_rnd = np.zeros((T, N))
     if coupled:
         e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
+    if any(isinstance(g, SparseGrad) for row in grads for g in row):  # repeated rows summed in D
+        e_g_rnd = e_g_rnd + np.stack([_coalesce_error(F, row, sizes) for row in grads[:T]]) if T else e_g_rnd
         e_g_sys0 = e_g_sys0 + r_w * np.abs(w * theta)  # + w T_{t-1}, in the loop
     g = np.abs(g_signed)
     m_prev, v_prev = np.abs(stacked("m_prev")), stacked("v_prev")
