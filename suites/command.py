@@ -51,8 +51,6 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     # whose hooks and fixtures are no part of a conformance run; adamconf's own redirects the judge's
     # on-disk cache into a throwaway folder, which made every run from a checkout recompute it).
     out = ["--pyargs", "adamconf.suites", "-p", "no:cacheprovider", "--noconftest", "-rfE"]
-    # hypothesis' plugin imports hypothesis (about 2 s) for its summary; no suite uses it
-    out += ["-p", "no:hypothesispytest"]
     if not _values(given, "--assert"):
         # pytest rewrites the asserts of every module of the plugin's distribution (all of adamconf, some
         # 130 modules) in every process, and caches the result only where bytecode may be written
