@@ -236,6 +236,7 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
     batched: dict[int, list[np.ndarray]] = {}  # step -> params, from run.steps() over a segment
     batching = hasattr(run, "steps")
+    applied = 0 if not finite else None  # None: every step, t
     for t, row in enumerate(grads, start=1):
         end = next(x for x in stops if x >= t)
         if batching and twin is None and t not in batched and end > t:
@@ -268,10 +269,10 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
             if not _bitwise_equal(thetas[-1], restored):
                 raise RoundTripMismatch(f"checkpoint round trip: restored parameters differ from the saved ones "
                                         f"at step {t}")
+        if not finite:  # the steps a skipping implementation counts (all of them where the inputs are finite)
+            applied += all_finite(row)
         if t in want:
-            # the steps a skipping implementation counts: all of them where the inputs are finite
-            applied = t if finite else sum(all_finite(r) for r in grads[:t])
-            states[t] = _state_checked(run.state(), shapes, t, applied)
+            states[t] = _state_checked(run.state(), shapes, t, t if applied is None else applied)
     _check_unchanged(given0, params0, "the initial parameters given to start(), params")
     if twin_kind == "config":
         _check_unchanged(twin_given0, params0, "the initial parameters given to rebuild(), params")

@@ -635,43 +635,9 @@ def lr_fit_applies(config, steps: np.ndarray, T: int) -> bool:
             and len(steps) == T + 1 and bool(np.all(np.asarray(steps) == np.arange(T + 1))))
 
 
-def _lr32_identifiable(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int) -> bool:
-    """Whether the run's updates tell each step's float32 schedule value from its float32 neighbours.
-
-    ``_fit_lr32`` estimates the factor s_t = sum(Delta delta) / sum(delta^2) from applied updates, each
-    the difference of two parameters rounded in float64 (the run's, and the variant's): each off by at
-    most ulp64 of the larger parameter, so s_t is off by at most sigma_t = 2 sum(|delta| ulp) / sum(delta^2).
-    Rounding s_t L_t to the nearest float32 finds the run's value when sigma_t L_t is below a quarter of
-    float32's spacing at L_t. Where the updates are that small against the parameters (|delta| below
-    about 1e-8 |theta|, e.g. a schedule decayed to lr ~ 1e-9), the value is not identified: the judge
-    then bounds the schedule (``budget._rho_lr`` without ``lr_fitted``). A constant bug of 1e-12 in
-    such an update is 1e-4 of an ulp of theta and could not be seen either way.
-    """
-    F64, F32 = fmt("float64"), fmt("float32")
-    flat_ref = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in ref.theta]
-    flat_run = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in run_all]
-    for t in range(1, T + 1):
-        err = den = 0.0
-        for fr, fu in zip(flat_ref, flat_run):
-            dl, rd = fr[t] - fr[t - 1], fu[t] - fu[t - 1]
-            ok = np.isfinite(dl) & np.isfinite(rd) & (dl != 0)
-            if not ok.any():
-                continue
-            big = np.maximum(np.maximum(np.abs(fu[t][ok]), np.abs(fu[t - 1][ok])),
-                             np.maximum(np.abs(fr[t][ok]), np.abs(fr[t - 1][ok])))
-            err += 2.0 * float(np.sum(np.abs(dl[ok]) * F64.ulp(big)))
-            den += float(np.sum(dl[ok] ** 2))
-        k = t - 1 if dialect.schedule_step == "t-1" else t
-        held = float(np.float32(float(config.base_lr(k))))
-        if den == 0 or held == 0 or not math.isfinite(err):
-            continue
-        if err / den * abs(held) > float(F32.ulp(held)) / 4:
-            return False
-    return True
-
-
-def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int) -> Reference:
-    """The variant with each step's float32 schedule value identified from the run, exactly.
+def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int) -> Reference | None:
+    """The variant with each step's float32 schedule value identified from the run, exactly; None where the
+    run's updates do not identify it.
 
     An implementation that computes lr(k) in float32 (Keras and tf_keras schedules, optax's in a float64
     run) applies lr_t = c_t, a float32 number within rho(k) (``budget.schedule_rho``, float32) of the exact
@@ -685,8 +651,17 @@ def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int
     number (a bug of 1e-12 times a float32 value) is then off by its own error, which the float64 budget
     resolves. The reference becomes theta_t + sum_{s<=t} (c_s / L_s - 1) delta_s, the sum kept as the low
     part so that no rounding is added.
+
+    Identified only where the updates determine it: each applied update is the difference of two
+    parameters rounded in float64 (the run's, and the variant's), each off by at most ulp64 of the larger
+    parameter, so s_t is off by at most sigma_t = 2 sum(|delta| ulp) / sum(delta^2), and rounding s_t L_t
+    to the nearest float32 finds the run's value when sigma_t L_t is below a quarter of float32's spacing
+    at L_t. Where the updates are smaller against the parameters (|delta| below about 1e-8 |theta|, e.g. a
+    schedule decayed to lr ~ 1e-9) the result is None and the judge bounds the schedule instead
+    (``budget._rho_lr`` without ``lr_fitted``); a 1e-12 bug in such an update is 1e-4 ulp of theta.
     """
     d = dialect
+    F64, F32 = fmt("float64"), fmt("float32")
     f32 = lambda x: float(np.float32(x))  # noqa: E731
     flat_ref = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in ref.theta]
     flat_run = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in run_all]
@@ -694,17 +669,22 @@ def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int
     run_d = [np.diff(r, axis=0) for r in flat_run]
     factor = np.ones(T)
     for t in range(1, T + 1):
-        num = den = 0.0
-        for dl, rd in zip(deltas, run_d):
+        num = den = err = 0.0
+        for dl, rd, fr, fu in zip(deltas, run_d, flat_ref, flat_run):
             ok = np.isfinite(dl[t - 1]) & np.isfinite(rd[t - 1]) & (dl[t - 1] != 0)
             num += float(np.sum(rd[t - 1][ok] * dl[t - 1][ok]))
             den += float(np.sum(dl[t - 1][ok] ** 2))
+            big = np.maximum(np.maximum(np.abs(fu[t][ok]), np.abs(fu[t - 1][ok])),
+                             np.maximum(np.abs(fr[t][ok]), np.abs(fr[t - 1][ok])))
+            err += 2.0 * float(np.sum(np.abs(dl[t - 1][ok]) * F64.ulp(big)))
         k = t - 1 if d.schedule_step == "t-1" else t
         exact = float(config.base_lr(k))
         held = f32(exact)
         if den == 0 or held == 0 or not math.isfinite(num):
             continue
-        rho = schedule_rho(fmt("float32"), config, k)
+        if not math.isfinite(err) or err / den * abs(held) > float(F32.ulp(held)) / 4:
+            return None  # float32 neighbours cannot be told apart here
+        rho = schedule_rho(F32, config, k)
         lo, hi = sorted((exact * (1 - rho), exact * (1 + rho)))
         c = min(max(f32(num / den * held), f32(lo)), f32(hi))
         factor[t - 1] = c / held
@@ -778,17 +758,18 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
                                                  tuple(c.key() for c in cls_group)) or None,
                                lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group), golden)
             # per run: each step's float32 schedule value, read off the run, where its updates determine it
-            fitted = (hyper == "float32" and lr_fit_applies(s.config, steps, T)
-                      and all(_lr32_identifiable(r, run_all, s.config, resolve_dialect(dialect), T)
-                              for r in refs if r.lr_float32))
+            fitted = hyper == "float32" and lr_fit_applies(s.config, steps, T)
+            if fitted:
+                fits = [_fit_lr32(r, run_all, s.config, resolve_dialect(dialect), T) if r.lr_float32 else r
+                        for r in refs]
+                fitted = all(f is not None for f in fits)
             budget = _cached(cache and base + ("budget", round_dtype, hyper, exact, fitted) or None,
                              lambda: compute_budget(
                 s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
                 rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32",
                 lr_fitted=fitted), golden)
             if fitted:
-                refs = [_fit_lr32(r, run_all, s.config, resolve_dialect(dialect), T) if r.lr_float32 else r
-                        for r in refs]
+                refs = fits
             factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
             run = _prepare_run(run_all, steps, np.asarray(golden.state_steps), states, dtype, budget)
             prepared[key] = (cls_group, budget, refs, factor, run)

@@ -17,7 +17,7 @@ run where they are installed:
 
 - a clip norm whose squares underflow (bfloat16): the run's factor can be anything up to 1, which the
   first-order bound of the underflow did not cover (``budget._norm_underflow``);
-- a float32 schedule value fitted from updates too small against theta to identify it (``judge._lr32_identifiable``);
+- a float32 schedule value fitted from updates too small against theta to identify it (``judge._fit_lr32``);
 - a float32 schedule's rate representation, r(initial) + y r(rate), missing from the hyper=float32 bound
   (``budget._rho_lr``);
 - repeated sparse rows summed in bfloat16 by torch's coalesce, taken as exact (``budget._coalesce_error``).
