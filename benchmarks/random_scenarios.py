@@ -1,11 +1,13 @@
 """Random scenarios, many of them: N examples per adapter, failures written as reproducible scenario files.
 
-    python benchmarks/random_scenarios.py [--n 2000] [--n-population 2000] [--adapter PAT ...]
+    python benchmarks/random_scenarios.py [--n 2000] [--n-population 2000] [--adapter PAT|SPEC ...]
                                           [--no-population] [--no-builtin] [--out DIR] [--seed S]
                                           [--jobs J] [--summary FILE]
 
 For each adapter (every member of tests/population.py in every dialect it is drawn in, then every
-built-in adapter available on the CPU here, or those matching --adapter) it draws N examples of
+built-in adapter available on the CPU here, or those matching --adapter; an --adapter that is a spec,
+``path/to/file.py:Class``, ``package.module:Class`` or an entry-point name, puts a third-party adapter
+under test instead of the built-ins: ``--adapter my_adam.py:MyAdam --no-population``) it draws N examples of
 tests/random_scenarios.py's strategy (the dtypes and features the adapter declares, without its known
 deviations of adapters/expectations: ``ADAPTER_EXAMPLES``; derandomized,
 so a run is repeatable; --seed S draws another sample), computes each example's golden with the
@@ -101,6 +103,34 @@ def _builtin(patterns):
     return out
 
 
+def _split_adapter_args(values):
+    """--adapter values as (globs over built-in names, third-party specs): a spec has a ':' or is an entry point."""
+    from adamconf.adapters.registry import builtin_adapters, known_names
+
+    builtins, known = set(builtin_adapters()), set(known_names())
+    globs, specs = [], []
+    for v in values:
+        third_party = v not in builtins and (":" in v or v in known)
+        (specs if third_party else globs).append(v)
+    return globs, specs
+
+
+def _third_party(specs):
+    """(label, None, adapter) per spec; the label is the spec, so that a worker process can load it again."""
+    from adamconf.adapters.contract import availability
+    from adamconf.adapters.registry import load_adapter
+
+    out = []
+    for spec in specs:
+        adapter = load_adapter(spec)  # a wrong spec raises here, with the registry's message
+        why = availability(adapter, "cpu") if "cpu" in adapter.devices else "it declares no 'cpu' device"
+        if why is not None:
+            print(f"  {spec}: not available on the CPU here ({why}), not run")
+            continue
+        out.append((spec, None, adapter))
+    return out
+
+
 def run_one(label, cls, adapter, n, out_dir, rng_seed, lines=False):
     """N examples for one adapter; returns its summary row."""
     if adapter is not None:  # its dtypes, features and dialect, its known deviations left out
@@ -144,7 +174,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="examples per built-in adapter (default 2000)")
     ap.add_argument("--n-population", type=int, default=None, help="examples per population member (default --n)")
-    ap.add_argument("--adapter", action="append", default=[], help="built-in adapters to run (glob; repeatable)")
+    ap.add_argument("--adapter", action="append", default=[],
+                    help="built-in adapters to run (glob), or a third-party adapter spec (path/to/file.py:Class, "
+                         "package.module:Class, an entry-point name); repeatable. Specs alone: no built-ins")
     ap.add_argument("--no-population", action="store_true", help="skip the population of correct numpy Adams")
     ap.add_argument("--no-builtin", action="store_true", help="skip the built-in adapters")
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "random-failures"),
@@ -155,7 +187,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     n_pop = args.n if args.n_population is None else args.n_population
     jobs = [] if args.no_population else [(j, n_pop) for j in _population()]
-    jobs += [] if args.no_builtin else [(j, args.n) for j in _builtin(args.adapter)]
+    globs, specs = _split_adapter_args(args.adapter)
+    if not (args.no_builtin or (specs and not globs)):
+        jobs += [(j, args.n) for j in _builtin(globs)]
+    try:
+        jobs += [(j, args.n) for j in _third_party(specs)]
+    except (LookupError, ImportError, TypeError) as exc:  # the registry's UnknownAdapter is a LookupError
+        ap.error(f"--adapter: {exc}")
     rows = []
     t0 = time.perf_counter()
 
@@ -207,9 +245,9 @@ def _run_job(label, n, out_dir, rng_seed):
 
         cls, adapter = next(c for c in MEMBERS if f"pop.{c.key}" == label), None
     else:
-        from adamconf.adapters.registry import builtin_adapters
+        from adamconf.adapters.registry import load_adapter
 
-        cls, adapter = None, builtin_adapters()[label]
+        cls, adapter = None, load_adapter(label)  # a built-in name or a third-party spec
     return run_one(label, cls, adapter, n, out_dir, rng_seed, lines=True)
 
 

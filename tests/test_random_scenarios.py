@@ -156,3 +156,63 @@ def test_false_failures_found_by_random_examples_stay_fixed(path):
     key, label = rec["adapter"].removeprefix("pop.").split("@")
     out = check(member(key, label), ex)
     assert out.verdict == "passed", f"{path.name}: {rec['why']}\n{out.message}"
+
+
+# -- the long command on a third-party adapter ------------------------------------------------------------
+
+_BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "random_scenarios.py"
+_EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "numpy_adapter.py"
+
+_MISSCALED = '''
+import sys
+sys.path.insert(0, {examples!r})
+from numpy_adapter import NumpyAdam, NumpyAdamRun
+
+
+class Run(NumpyAdamRun):
+    def step(self, grads):
+        before = [p.copy() for p in self.theta]
+        super().step(grads)
+        self.theta = [b + (p - b) * self.dt.type(1 + 1e-3) for b, p in zip(before, self.theta)]
+
+
+class Misscaled(NumpyAdam):
+    name = "example.misscaled"
+
+    def start(self, config, params, *, dtype, device):
+        return Run(config, params, dtype)
+'''
+
+
+def _long_command(tmp_path, *args):
+    import subprocess
+    import sys
+
+    summary = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, str(_BENCH), "--n", "3", "--no-population", "--out",
+                           str(tmp_path / "failures"), "--summary", str(summary), *args],
+                          capture_output=True, text=True, timeout=300)
+    rows = json.loads(summary.read_text()) if summary.exists() else []
+    return proc, rows
+
+
+def test_the_long_command_takes_a_third_party_adapter_spec(tmp_path):
+    """--adapter path.py:Class runs that adapter alone (no built-ins): a correct one passes, a 1e-3 bug fails
+    and its failures are written as scenario files that load back."""
+    proc, rows = _long_command(tmp_path, "--adapter", f"{_EXAMPLE}:NumpyAdam")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [(r["adapter"], r["examples"], r["failed"]) for r in rows] == [(f"{_EXAMPLE}:NumpyAdam", 3, 0)], rows
+
+    bug = tmp_path / "misscaled.py"
+    bug.write_text(_MISSCALED.format(examples=str(_EXAMPLE.parent)))
+    proc, rows = _long_command(tmp_path, "--adapter", f"{bug}:Misscaled")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert len(rows) == 1 and rows[0]["examples"] == 3 and rows[0]["failed"] >= 1, rows
+    example, record = load_example(rows[0]["failure_files"][0])
+    assert record["adapter"] == "example.misscaled" and record["verdict"] == "failed", record
+
+
+def test_the_long_command_names_a_wrong_spec(tmp_path):
+    proc, rows = _long_command(tmp_path, "--adapter", str(tmp_path / "missing.py") + ":Nope")
+    assert proc.returncode == 2 and "missing.py" in proc.stderr and "does not exist" in proc.stderr, proc.stderr
+    assert rows == []
