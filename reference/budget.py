@@ -33,7 +33,7 @@ judge (``reference.judge``); here is everything else.
    E^m_t = beta1 E^m_{t-1} + C_M u (|m_{t-1}| + (1-beta1)|g_t|)             rounding
            + r(beta1)|m_{t-1}| + r1(beta1)(1-beta1)|g_t| + (1-beta1) e^g_t   representation, gradient
    E^v_t = beta2 E^v_{t-1} + C_V u (v_{t-1} + (1-beta2) g_t^2)
-           + r(beta2) v_{t-1} + r1(beta2)(1-beta2) g_t^2 + 2(1-beta2)|g_t| e^g_t
+           + r(beta2) v_{t-1} + r1(beta2)(1-beta2) g_t^2 + (1-beta2)(2|g_t| + e^g_t) e^g_t
 
    with C_M = 3 (beta*m, (1-beta)*g, +; or torch's lerp m + (1-beta)(g-m): the same
    bound since (1-beta)|m| <= |m|), C_V = 4 (g*g, two products, +), r1(beta) the
@@ -51,12 +51,14 @@ judge (``reference.judge``); here is everything else.
 4. The applied update Delta_t = theta_{t+1} - theta_t (exact in float64 for D narrower
    than float64) differs from the reference's by at most F_t + (what the judge adds), with
 
-   F_t = |U| (rho_step + N_ELEM u + eps term) + (dU/dm) E^m_t + |U| (w/2) E^v'_t / v'_t
+   F_t = |U| (rho_step + N_ELEM u + eps term) + (dU/dm) E^m_t k + |U| (S - S') / (S' + eps)
          + [decoupled] lr_t w |theta| (rho_lr + r(w) + 2u) + r_keep |theta| + lr_t w T_t
            (r_keep <= u: the factor 1 - lr_t w rounded to D, ``_r_keep``)
          + N_ELEM tiny                                     underflow, flush-to-zero
 
-   with dU/dm = step size / (S + eps) and w = S / (S + eps) (``formula``). The judge adds
+   with dU/dm = step size / (S + eps), S' = S sqrt(1 - x) at v's relative error x = E^v'_t / v'_t
+   (v' the v the update uses), k = (S + eps) / (S' + eps): v's error taken exactly, not to first
+   order |U| (w/2) x with w = S / (S + eps) (``_v_error_in_update``). The judge adds
    the final rounding of theta of the class and |U| times the unmodelled part of beta^t;
    the trajectory bound is the running sum of the per-step bounds (theta_0 is exact), the
    state bounds are E^m, E^v, E^vmax. These bounds are worst cases: a correct
@@ -318,6 +320,27 @@ def _rho_lr(F: Format, config: AdamConfig, k: int, lr_modelled: bool = False, lr
     return rho
 
 
+def _v_error_in_update(U: np.ndarray, root: np.ndarray, eps: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What a relative error x of v (|v' - v| <= x v) does to the update U = a m / (S + eps), S = sqrt(v-ish).
+
+    U falls with v, and fastest on the low side: the worst v' is v (1 - x), S' = S sqrt(1 - x) (with
+    eps_root, sqrt(v + eps_root) falls less: S' is a lower bound still). Exactly, not to first order:
+        |U(v') - U(v)| <= |U| (S - S') / (S' + eps)      (first order: |U| (S / (S + eps)) x / 2)
+    and m's error acts through the smaller denominator: (dU/dm) E^m times (S + eps) / (S' + eps). Both
+    are the first-order terms where x is small; where a cancelling gradient makes v's relative error
+    large (measured: 15 % in bfloat16, L2 decay at step 1) the first order is 13 % short. x >= 1 leaves
+    S' = 0: |U| S / eps (inf when eps = 0: v's error allows any update).
+    Returns (the v part, the gain on m's part).
+    """
+    q = np.sqrt(np.fmax(1.0 - x, 0.0))
+    den = root * q + eps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = root * (np.fmin(x, 1.0) / (1.0 + q))  # S - S' = S (1 - q), without the cancellation at small x
+        v_part = np.where((x > 0) & (U != 0), U * drop / den, 0.0)
+        gain = np.where(x > 0, (root + eps) / den, 1.0)
+    return v_part, gain
+
+
 def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
                    grads: Sequence[Sequence], dtype: str, *, held: bool = False, rep_dtype: str | None = None,
                    lr_modelled: bool = False, lr_fitted: bool = False) -> Budget:
@@ -441,17 +464,17 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     e_g_rnd = np.zeros((T, N))
     if coupled:
         e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
+        e_g_sys0 = e_g_sys0 + r_w * np.abs(w * theta)  # + w T_{t-1}, in the loop
     if any(isinstance(g, SparseGrad) for row in grads for g in row):  # repeated rows summed in D
         e_g_rnd = e_g_rnd + np.stack([_coalesce_error(F, row, sizes) for row in grads[:T]]) if T else e_g_rnd
-        e_g_sys0 = e_g_sys0 + r_w * np.abs(w * theta)  # + w T_{t-1}, in the loop
     g = np.abs(g_signed)
     m_prev, v_prev = np.abs(stacked("m_prev")), stacked("v_prev")
     # moments (item 3), only where this step touches them (lazy rows freeze)
     lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
     lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
     rep_m0 = r_b1 * m_prev + r1_b1 * (1 - b1) * g  # + (1 - b1) e_g, in the loop
-    rep_v0 = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g  # + 2 (1 - b2) g e_g, in the loop
-    two_g = 2 * (1 - b2) * g
+    rep_v0 = r_b2 * v_prev + r1_b2 * (1 - b2) * g * g  # + (1 - b2) (2 |g| + e_g) e_g, in the loop
+    two_g = 2 * g
     lam_m2, lam_v2 = lam_m ** 2 / 3, lam_v ** 2 / 3
     if config.amsgrad and d.amsgrad_max != "raw":
         v_abs_bc2 = np.abs(stacked("v")) / bc2_c
@@ -512,7 +535,10 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         e_g_sys = e_g_sys0[i] + w * Tb[t - 1] if coupled else e_g_sys0[i]
         e_g = e_g_sys + e_g_rnd[i]
         rep_m = rep_m0[i] + (1 - b1) * e_g
-        rep_v = rep_v0[i] + two_g[i] * e_g
+        # (g + e)^2 - g^2 = (2 g + e) e exactly: the e^2 term is no second-order nicety where e is not small
+        # against g (L2's g + w theta cancelling: measured, a bfloat16 optax run whose v erred by 15 % at step
+        # 1, 1.04 of the first-order bound)
+        rep_v = rep_v0[i] + (1 - b2) * (two_g[i] + e_g) * e_g
         Em[t] = np.where(tch, b1 * Em[t - 1] + lam_m[i] + rep_m, Em[t - 1])
         Ev[t] = np.where(tch, b2 * Ev[t - 1] + lam_v[i] + rep_v, Ev[t - 1])
         Em_sys = np.where(tch, b1 * Em_sys + rep_m, Em_sys)
@@ -534,8 +560,13 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         rel_v = np.where(pv, E_vused / vu, 0.0)
         rel_v_sys = np.where(pv, E_vused_sys / vu, 0.0)
         sd_v = np.where(pv, np.sqrt(V_vused) / vu, 0.0)
-        b = b_fixed[i] + dU_dm[i] * Em[t] + u_wv[i] * rel_v + N_ELEM * F.tiny
-        b_sys = b_sys_fixed[i] + dU_dm[i] * Em_sys + u_wv[i] * rel_v_sys
+        v_part, m_gain = _v_error_in_update(U[i], root[i], eps, rel_v)
+        v_part_sys, m_gain_sys = _v_error_in_update(U[i], root[i], eps, rel_v_sys)
+        m_part, m_part_sys = dU_dm[i] * Em[t], dU_dm[i] * Em_sys
+        m_part = np.where(m_part != 0, m_part * m_gain, 0.0)  # 0 * inf (v's error unbounded, m exact) is 0
+        m_part_sys = np.where(m_part_sys != 0, m_part_sys * m_gain_sys, 0.0)
+        b = b_fixed[i] + m_part + v_part + N_ELEM * F.tiny
+        b_sys = b_sys_fixed[i] + m_part_sys + v_part_sys
         if decoupled:
             b = b + wd_b[i] + keep[i] + lr_w[i] * Tb[t - 1]
             b_sys = b_sys + wd_b_sys[i] + keep[i] + lr_w[i] * Tb[t - 1]

@@ -351,3 +351,52 @@ def test_a_clip_norm_lost_to_underflow_bounds_the_factor_up_to_no_clip_at_all():
     g = [np.full(4, 1e-20)]
     _, rho = _norm_underflow(F, AdamConfig(global_clipnorm=1.0), d, g, [4])
     assert rho == pytest.approx(4 * tiny / 4e-40, rel=1e-12)
+
+
+def test_coupled_l2_bounds_the_gradient_with_the_representation_of_w():
+    """Item 3: L2's g + w theta in D errs by e^g = u|g + w theta| + (u + r(w))|w theta| (w held in D: r(w)).
+    With beta1 = 0, E^m_1 is e^g plus m's own C_M u |g + w theta|, and E^v_1 carries (1-beta2)(2|g'| + e^g) e^g.
+    The bfloat16 case of the long run (optax.amsgrad): w = 0.1, theta = 5.09375 and g = -0.4765625 cancel to
+    g' = 0.0328; the run's fl(g + fl(fl(w) theta)) = 0.03516 is 0.00234 off, more than e^g without r(w)."""
+    from adamconf.reference.budget import C_M, C_V
+    from adamconf.reference.dtypes import fmt
+
+    F = fmt("bfloat16")
+    theta, g, w, b2 = 5.09375, -0.4765625, 0.1, 0.9
+    cfg = AdamConfig(beta1=0.0, beta2=b2, eps=0.1, weight_decay=w, weight_decay_mode="l2")
+    b = compute_budget(cfg, "kingma", [np.array([theta])], [[np.array([g])]], "bfloat16")
+    gp = g + w * theta
+    e_g = F.u * abs(gp) + (F.u + F.rel_error(w)) * abs(w * theta)
+    assert b.m[0][1, 0] == pytest.approx(C_M * F.u * abs(gp) + C_M * F.tiny + e_g, rel=1e-12)
+    r1_b2 = max(F.rel_error(1 - b2), F.u + F.rel_error(b2) * b2 / (1 - b2))
+    ev = C_V * F.u * (1 - b2) * gp ** 2 + C_V * F.tiny + r1_b2 * (1 - b2) * gp ** 2 + (1 - b2) * (2 * abs(gp) + e_g) * e_g
+    assert b.v[0][1, 0] == pytest.approx(ev, rel=1e-12)
+    bf = lambda x: float(F.round([x])[0])  # noqa: E731
+    run = bf(g + bf(bf(w) * theta))
+    assert abs(gp) * F.u + F.u * abs(w * theta) < abs(run - gp) <= e_g
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(v=st.floats(1e-30, 1e30), x=st.floats(0.0, 2.0), eps=st.sampled_from([0.0, 1e-8, 1e-3, 0.1, 1.0]),
+       a=st.floats(1e-6, 1e3))
+def test_the_error_of_v_enters_the_update_exactly_not_to_first_order(v, x, eps, a):
+    """budget._v_error_in_update: with |v' - v| <= x v, U = a m / (sqrt(v) + eps) moves by at most
+    |U| (S - S') / (S' + eps), S' = sqrt(v (1 - x)): attained at v' = v (1 - x), and never below the first
+    order |U| (S / (S + eps)) x / 2. m's part gains (S + eps) / (S' + eps)."""
+    import math
+
+    from adamconf.reference.budget import _v_error_in_update
+
+    m = 1.0
+    S = math.sqrt(v)
+    U = a * m / (S + eps)
+    part, gain = (float(y[0]) for y in _v_error_in_update(np.array([U]), np.array([S]), eps, np.array([x])))
+    if x >= 1 and eps == 0:
+        assert part == math.inf
+        return
+    S_low = S * math.sqrt(max(1 - x, 0.0))
+    if x > 1e-6:  # below, the direct difference of the two updates is lost to cancellation
+        attained = a * m / (S_low + eps) - U
+        assert part == pytest.approx(attained, rel=1e-8)
+    assert part >= U * (S / (S + eps)) * x / 2 * (1 - 1e-12)
+    assert gain == pytest.approx((S + eps) / (S_low + eps), rel=1e-12) if x > 0 else gain == 1.0
