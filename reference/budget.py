@@ -335,8 +335,9 @@ def _v_error_in_update(U: np.ndarray, root: np.ndarray, eps: float, x: np.ndarra
     q = np.sqrt(np.fmax(1.0 - x, 0.0))
     den = root * q + eps
     with np.errstate(divide="ignore", invalid="ignore"):
-        drop = root * (np.fmin(x, 1.0) / (1.0 + q))  # S - S' = S (1 - q), without the cancellation at small x
-        v_part = np.where((x > 0) & (U != 0), U * drop / den, 0.0)
+        # (S - S') / (S' + eps) with S - S' = S (1 - q) = S x / (1 + q): no cancellation at small x, and
+        # S / (S' + eps) <= 1 / q formed first, so that no product of two small numbers underflows
+        v_part = np.where((x > 0) & (U != 0), U * (np.fmin(x, 1.0) / (1.0 + q)) * (root / den), 0.0)
         gain = np.where(x > 0, (root + eps) / den, 1.0)
     return v_part, gain
 
