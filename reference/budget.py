@@ -43,7 +43,8 @@ judge (``reference.judge``); here is everything else.
    ((N+1)/2 + 3) u + r(c) (the norm of N squares summed in any order, sqrt, c/n,
    g*f; "torch" adds the rounding of its 1e-6; "tf" multiplies even when idle: 2u)
    + N tiny / n^2 (squares and partial sums below tiny lost: ``_norm_underflow``; where that loss
-   can reach the whole norm, up to no clipping at all: 1 / f - 1 for a model factor f),
+   can reach the whole norm, up to no clipping at all: 1 / f - 1 for a model factor f)
+   + tiny / max(n, c) per element where TF forms g c before dividing (``_clip_product_underflow``),
    clip by value r(c) c on clipped entries, repeated sparse rows summed in D gamma_{c-1} sum |g_j|
    (``_coalesce_error``), coupled L2 u|g + w theta| + (u + r(w))|w theta|
    + w T_t (T_t: the trajectory bound, fed back, with the widest class's rounding of theta).
@@ -174,6 +175,29 @@ def _r_keep(F: Format, lr: float, w: float, rho_lr: float) -> float:
              and F.rel_error(float(x)) == 0 and Fraction(float(keep)) == keep
              and F.rel_error(float(keep)) == 0)
     return 0.0 if exact else F.u
+
+
+def _clip_product_underflow(F: Format, config: AdamConfig, g_raw: Sequence) -> list[float]:
+    """Absolute error per element of tf.clip_by_norm's product, per tensor (item 3).
+
+    TF and Keras clip per tensor as g c / max(n, c), the product g c formed first, whether the clip
+    fires or not. Where |g| c falls below the smallest normal, the product is subnormal or, with
+    TensorFlow's flush-to-zero on the CPU, 0: an absolute error up to tiny before the division, so
+    tiny / max(n, c) on the clipped value. It matters only where gradient and threshold are both
+    tiny. Measured: tf_keras.legacy.adam, float32, gradients of 7e-20 against clipnorm 7.4e-20,
+    the clipped gradient lost whole (m's sign flipped at step 7; state check 27x). n is the model's
+    norm after clipvalue, as in ``_norm_underflow``.
+    """
+    c = config.clipnorm
+    out = []
+    with np.errstate(all="ignore"):
+        for g in g_raw:
+            g = np.asarray(g, dtype=np.float64).ravel()
+            if config.clipvalue is not None:
+                g = np.clip(g, -config.clipvalue, config.clipvalue)
+            n = math.sqrt(float(np.sum(g * g)))
+            out.append(F.tiny / max(n, c))
+    return out
 
 
 def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, sizes: Sequence[int]):
@@ -415,7 +439,11 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     # -- per step, the scalars: the step's count, lr's error, the bias corrections, the clip factors' error
     rho_lr_s, rho_step_s, lr_s, bc1_s, bc2_s, r_keep_s, rb2_s = ([0.0] * T for _ in range(7))
     rho_clip_rows = np.zeros((T, N)) if clipping_norm else None
+    tf_product = config.clipnorm is not None and d.clip == "tf"
+    clip_under_rows = np.zeros((T, N)) if tf_product else None
     for i, st in enumerate(steps):
+        if tf_product:
+            clip_under_rows[i] = per_tensor(_clip_product_underflow(F, config, st.g_raw))
         t = st.t
         c = max(st.count, 1)  # the Adam step count (t unless a non-finite step was skipped: nothing moves then)
         k_sched = c - 1 if d.schedule_step == "t-1" else c
@@ -460,6 +488,8 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
         e_g_sys0 = g_clip * rho_clip + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
     else:
         e_g_sys0 = g_clip * rho_clip
+    if tf_product:
+        e_g_sys0 = e_g_sys0 + clip_under_rows
     theta = stacked("theta")
     g_signed = stacked("g")
     e_g_rnd = np.zeros((T, N))
