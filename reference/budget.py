@@ -177,6 +177,15 @@ def _r_keep(F: Format, lr: float, w: float, rho_lr: float) -> float:
     return 0.0 if exact else F.u
 
 
+def _tensor_sq_norms(config: AdamConfig, g_raw: Sequence) -> list[float]:
+    """The model's squared norm of each tensor's gradient as the per-tensor clip sees it (after clipvalue)."""
+    with np.errstate(all="ignore"):
+        gv = [np.asarray(g, dtype=np.float64).ravel() for g in g_raw]
+        if config.clipvalue is not None:
+            gv = [np.clip(g, -config.clipvalue, config.clipvalue) for g in gv]
+        return [float(np.sum(g * g)) for g in gv]
+
+
 def _clip_product_underflow(F: Format, config: AdamConfig, g_raw: Sequence) -> list[float]:
     """Absolute error per element of tf.clip_by_norm's product, per tensor (item 3).
 
@@ -186,18 +195,9 @@ def _clip_product_underflow(F: Format, config: AdamConfig, g_raw: Sequence) -> l
     tiny / max(n, c) on the clipped value. It matters only where gradient and threshold are both
     tiny. Measured: tf_keras.legacy.adam, float32, gradients of 7e-20 against clipnorm 7.4e-20,
     the clipped gradient lost whole (m's sign flipped at step 7; state check 27x). n is the model's
-    norm after clipvalue, as in ``_norm_underflow``.
+    norm after clipvalue (``_tensor_sq_norms``).
     """
-    c = config.clipnorm
-    out = []
-    with np.errstate(all="ignore"):
-        for g in g_raw:
-            g = np.asarray(g, dtype=np.float64).ravel()
-            if config.clipvalue is not None:
-                g = np.clip(g, -config.clipvalue, config.clipvalue)
-            n = math.sqrt(float(np.sum(g * g)))
-            out.append(F.tiny / max(n, c))
-    return out
+    return [F.tiny / max(math.sqrt(x), config.clipnorm) for x in _tensor_sq_norms(config, g_raw)]
 
 
 def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, sizes: Sequence[int]):
@@ -216,10 +216,7 @@ def _norm_underflow(F: Format, config: AdamConfig, d: Dialect, g_raw: Sequence, 
     n is the model's (float64): per tensor after clipvalue, globally after the per-tensor clip.
     """
     with np.errstate(all="ignore"):
-        gv = [np.asarray(g, dtype=np.float64).ravel() for g in g_raw]
-        if config.clipvalue is not None:
-            gv = [np.clip(g, -config.clipvalue, config.clipvalue) for g in gv]
-        sq = [float(np.sum(g * g)) for g in gv]
+        sq = _tensor_sq_norms(config, g_raw)
 
         def factor(c: float, x: float) -> float:
             """The model's clip factor for a norm whose square is x."""
