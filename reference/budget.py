@@ -3,7 +3,8 @@ r"""The error budget: how far a *correct* Adam in a dtype may be from its refere
 Derivation (first-order rounding error analysis; u = 2^-p is the unit roundoff
 of the dtype D, r(x) = |fl_D(x) - x| / |x| the representation error of a
 hyperparameter x in D, "tiny" the smallest normal of D). All magnitudes come
-from the float64 model of the same dialect (``trajectory(arithmetic="float64")``),
+from the float64 model of the same dialect (``trajectory(arithmetic="float64")``, computed by
+``model.model_trace``: the same numbers to the bit, all tensors and steps at once),
 whose own error is ~1e-16 relative: negligible in a bound against a narrower dtype.
 
 The reference is either the exact golden (``held=False``: the representation of beta1,
@@ -98,7 +99,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .adam import StepTrace, trajectory
+from .model import Trace, model_trace
 from .config import AdamConfig
 from .dialect import Dialect, resolve_dialect
 from .dtypes import Format, fmt
@@ -271,24 +272,28 @@ def _coalesce_error(F: Format, row: Sequence, sizes: Sequence[int]) -> np.ndarra
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _rho_bc(F: Format, beta: float, t: int, bias_correction: bool, r_beta: float) -> float:
-    """Relative error of bc = 1 - beta^t from beta's representation (r_beta), and the rounding of bc.
+def _rho_bc(F: Format, beta: float, ts: Sequence[int], bias_correction: bool, r_beta: float) -> np.ndarray:
+    """Relative error of bc = 1 - beta^t from beta's representation (r_beta), and the rounding of bc, at the
+    steps ``ts``: (beta^t / bc) t r_beta + u.
 
     An error e in beta^t becomes e beta^t / bc in bc; beta rounded by r makes beta^t off by t r.
     How beta^t itself is formed (pow, squaring, a product) is the path class's: ``amplification``
     gives the factor beta^t / bc that its residual (``paths.pow_residual``) is multiplied by.
     """
     if not bias_correction or beta == 0:
-        return 0.0
-    bt = beta ** t
-    return (bt / (1.0 - bt)) * t * r_beta + F.u
+        return np.zeros(len(ts))
+    return amplification(beta, ts, bias_correction) * np.asarray(ts, dtype=np.float64) * r_beta + F.u
 
 
-def amplification(beta: float, t: int, bias_correction: bool) -> float:
-    """beta^t / (1 - beta^t): how a relative error of beta^t enters bc."""
+def amplification(beta: float, ts: Sequence[int], bias_correction: bool) -> np.ndarray:
+    """beta^t / (1 - beta^t) at the steps ``ts``: how a relative error of beta^t enters bc.
+
+    beta^t is Python's binary64 pow of each step (``float.__pow__``, C's pow), never numpy's, whose
+    power may differ from it in the last bit.
+    """
     if not bias_correction or beta == 0:
-        return 0.0
-    bt = beta ** t
+        return np.zeros(len(ts))
+    bt = np.array([beta ** int(t) for t in ts], dtype=np.float64)
     return bt / (1.0 - bt)
 
 
@@ -365,7 +370,7 @@ def _v_error_in_update(U: np.ndarray, root: np.ndarray, eps: float, x: np.ndarra
 
 def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
                    grads: Sequence[Sequence], dtype: str, *, held: bool = False, rep_dtype: str | None = None,
-                   lr_modelled: bool = False, lr_fitted: bool = False) -> Budget:
+                   lr_modelled: bool = False, lr_fitted: bool = False, trace: Trace | None = None) -> Budget:
     """Bounds for every step of a case whose arithmetic runs in ``dtype`` (see the module docstring).
 
     held: the comparison is with a variant of the float64 model that holds beta1, beta2 and eps
@@ -377,23 +382,25 @@ def compute_budget(config: AdamConfig, dialect: "Dialect | str", params0: Sequen
     fitted per step by the judge (``_rho_lr``).
     Non-finite model values (NaN gradients) give non-finite bounds, silently: the
     assessment judges those elements by their non-finite pattern.
+    trace: the float64 model's ``model_trace`` of these inputs, if the caller has it (it depends on the
+    config, dialect and inputs only, not on the dtype: the judge shares one between a case's budgets).
     """
     with np.errstate(all="ignore"):
         return _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype or dtype, lr_modelled,
-                               lr_fitted)
+                               lr_fitted, trace)
 
 
-def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_modelled, lr_fitted) -> Budget:
+def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_modelled, lr_fitted,
+                    trace=None) -> Budget:
     d = resolve_dialect(dialect)
     F = fmt(dtype)
     Fr = fmt(rep_dtype)
     u = F.u
-    steps: list[StepTrace] = []
-    trajectory(config, d, params0, grads, arithmetic="float64", trace=steps)
+    tr = model_trace(config, d, params0, grads) if trace is None else trace
     shapes = [np.shape(p) for p in params0]
     sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
     n_total = sum(sizes)
-    T = len(steps)
+    T = len(tr.t)
     b1, b2, eps, w = config.beta1, config.beta2, config.eps, config.weight_decay
     rep = (lambda x: 0.0) if held else Fr.rel_error  # noqa: E731  beta, eps: modelled by the variants
     # weight decay: as the dtype holds it, or (hyper=float32) modelled by the variants
@@ -406,66 +413,64 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
 
     # every tensor's elements side by side in one flat vector of n_total (the bounds are elementwise;
     # what is per tensor, the clip factors, is spread over its elements), and the steps stacked: row i of
-    # every (T, N) array is step i + 1. What does not depend on the running bounds is computed for all
-    # steps at once; the loop at the end carries only the recursions (the moments' bounds, theta's
+    # every (T, N) array is step i + 1 (``model.Trace``). What does not depend on the running bounds is
+    # computed for all steps at once; the loop carries only the recursions (the moments' bounds, theta's
     # running sum), each expression in the same order of operations as a step-by-step evaluation, so
-    # the bounds are the same to the bit.
+    # the bounds are the same to the bit (benchmarks/judge_digest.py).
     N = n_total
     per_tensor = lambda xs: np.repeat(np.asarray(xs, dtype=np.float64), sizes)  # noqa: E731
 
     def cat(xs, dtype=np.float64):
         return np.concatenate([np.asarray(x, dtype=dtype).ravel() for x in xs]) if xs else np.zeros(0, dtype)
 
-    def stacked(name, dtype=np.float64):
-        """Field ``name`` of every step, (T, N): one stack per tensor, then side by side."""
-        if not T or not sizes:
-            return np.zeros((T, N), dtype)
-        return np.concatenate([np.stack([np.asarray(getattr(st, name)[k], dtype=dtype).ravel() for st in steps])
-                               for k in range(len(sizes))], axis=1)
-
     def col(xs):
         return np.asarray(xs, dtype=np.float64).reshape(T, 1)
 
-    if any(st.t != i + 1 for i, st in enumerate(steps)):
-        raise AssertionError("the float64 model's trace must hold steps 1..T in order")
     theta_model = np.zeros((T + 1, N))
     theta_model[0] = cat(params0)
-    amp1, amp2 = np.zeros(T), np.zeros(T)
     clipping_norm = config.clipnorm is not None or config.global_clipnorm is not None
 
-    # -- per step, the scalars: the step's count, lr's error, the bias corrections, the clip factors' error
-    rho_lr_s, rho_step_s, lr_s, bc1_s, bc2_s, r_keep_s, rb2_s = ([0.0] * T for _ in range(7))
+    # -- per step, the scalars: the step's count, lr's error, the bias corrections, the clip factors' error,
+    # as arrays over the steps
+    ts = [int(t) for t in tr.t]
+    cs = [max(int(c), 1) for c in tr.count]  # the Adam step count (t unless a non-finite step was skipped)
+    amp1, amp2 = amplification(b1, cs, d.bias_correction), amplification(b2, cs, d.bias_correction)
+    ks = [c - 1 if d.schedule_step == "t-1" else c for c in cs]
+    if config.schedule is None and not config.decay:  # the same lr at every step
+        rho_lr_s = [_rho_lr(Fr, config, 1, lr_modelled, lr_fitted)] * T
+    else:
+        rho_lr_s = [_rho_lr(Fr, config, k, lr_modelled, lr_fitted) for k in ks]
+    rho_step_s = (np.array(rho_lr_s, dtype=np.float64) + _rho_bc(F, b1, cs, d.bias_correction, r_b1)
+                  + _rho_bc(F, b2, cs, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
+    lr_s, bc1_s, bc2_s = tr.lr, tr.bc1, tr.bc2
+    r_keep_s = [0.0] * T
+    if decoupled:
+        # the factor 1 - lr_t w as D holds it (torch's param.mul_(1 - lr * wd)): item 4
+        keeps: dict = {}  # _r_keep tests rationals: once per distinct (lr_t, rho_lr)
+        for i, (x, r) in enumerate(zip(tr.lr, rho_lr_s)):
+            if (float(x), r) not in keeps:
+                keeps[float(x), r] = _r_keep(F, float(x), w, r)
+            r_keep_s[i] = keeps[float(x), r]
+    rb2_s = np.zeros(T)
+    if config.amsgrad and d.amsgrad_max != "raw":
+        # bc2's error in max(vmax, v / bc2): its representation part, and the worst path residual (t u)
+        rb2_s = _rho_bc(F, b2, ts, d.bias_correction, r_b2) + amp2 * np.asarray(ts, dtype=np.float64) * u
     rho_clip_rows = np.zeros((T, N)) if clipping_norm else None
     tf_product = config.clipnorm is not None and d.clip == "tf"
     clip_under_rows = np.zeros((T, N)) if tf_product else None
-    for i, st in enumerate(steps):
+    for i in range(T) if tf_product or clipping_norm else ():
+        g_raw_i = tr.tensors(tr.g_raw[i])
         if tf_product:
-            clip_under_rows[i] = per_tensor(_clip_product_underflow(F, config, st.g_raw))
-        t = st.t
-        c = max(st.count, 1)  # the Adam step count (t unless a non-finite step was skipped: nothing moves then)
-        k_sched = c - 1 if d.schedule_step == "t-1" else c
-        rho_lr = _rho_lr(Fr, config, k_sched, lr_modelled, lr_fitted)
-        amp1[t - 1] = amplification(b1, c, d.bias_correction)
-        amp2[t - 1] = amplification(b2, c, d.bias_correction)
-        rho_lr_s[i] = rho_lr
-        rho_step_s[i] = (rho_lr + _rho_bc(F, b1, c, d.bias_correction, r_b1)
-                         + _rho_bc(F, b2, c, d.bias_correction, r_b2) / 2 + N_SCALAR * u)
-        lr_s[i], bc1_s[i], bc2_s[i] = st.lr, st.bc1, st.bc2
-        if decoupled:
-            # the factor 1 - lr_t w as D holds it (torch's param.mul_(1 - lr * wd)): item 4
-            r_keep_s[i] = _r_keep(F, st.lr, w, rho_lr)
-        if config.amsgrad and d.amsgrad_max != "raw":
-            # bc2's error in max(vmax, v / bc2): its representation part, and the worst path residual (t u)
-            rb2_s[i] = _rho_bc(F, b2, t, d.bias_correction, r_b2) + amp2[t - 1] * t * u
+            clip_under_rows[i] = per_tensor(_clip_product_underflow(F, config, g_raw_i))
         # gradient clipping: relative error common to the step (systematic)
         if clipping_norm:
             rho_k = [0.0] * len(sizes)
-            under_k, under_g = _norm_underflow(F, config, d, st.g_raw, sizes)
+            under_k, under_g = _norm_underflow(F, config, d, g_raw_i, sizes)
             for kk in range(len(sizes)):
                 rho = under_k[kk] + under_g  # the squares of the norms below tiny (item 3): fired or not
-                if config.clipnorm is not None and st.clip["clipnorm"][kk]:
+                if config.clipnorm is not None and tr.clipnorm_fired[i, kk]:
                     rho += ((sizes[kk] + 1) / 2 + 3) * u + F.rel_error(config.clipnorm)
-                if config.global_clipnorm is not None and st.clip["global"]:
+                if config.global_clipnorm is not None and tr.global_fired[i]:
                     rho += ((n_total + 1) / 2 + 3) * u + F.rel_error(config.global_clipnorm)
                 if d.clip == "tf":
                     rho += 2 * u  # g * c * min(1/n, 1/c) multiplies even when it does not clip
@@ -477,18 +482,18 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     bc1_c, bc2_c = col(bc1_s), col(bc2_s)
 
     # -- for all steps at once: the model's values and every term that does not recurse
-    touched = stacked("touched", bool)
-    g_clip = np.abs(stacked("g_clipped"))
+    touched = tr.touched
+    g_clip = np.abs(tr.g_clipped)
     rho_clip = rho_clip_rows if clipping_norm else 0.0
     if config.clipvalue is not None:
-        clipped = np.abs(stacked("g_raw")) > config.clipvalue
+        clipped = np.abs(tr.g_raw) > config.clipvalue
         e_g_sys0 = g_clip * rho_clip + np.where(clipped, config.clipvalue * F.rel_error(config.clipvalue), 0.0)
     else:
         e_g_sys0 = g_clip * rho_clip
     if tf_product:
         e_g_sys0 = e_g_sys0 + clip_under_rows
-    theta = stacked("theta")
-    g_signed = stacked("g")
+    theta = tr.theta
+    g_signed = tr.g
     e_g_rnd = np.zeros((T, N))
     if coupled:
         e_g_rnd = u * np.abs(g_signed) + u * np.abs(w * theta)
@@ -496,7 +501,7 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     if any(isinstance(g, SparseGrad) for row in grads for g in row):  # repeated rows summed in D
         e_g_rnd = e_g_rnd + np.stack([_coalesce_error(F, row, sizes) for row in grads[:T]]) if T else e_g_rnd
     g = np.abs(g_signed)
-    m_prev, v_prev = np.abs(stacked("m_prev")), stacked("v_prev")
+    m_prev, v_prev = np.abs(tr.m_prev), tr.v_prev
     # moments (item 3), only where this step touches them (lazy rows freeze)
     lam_m = C_M * u * (m_prev + (1 - b1) * g) + C_M * F.tiny
     lam_v = C_V * u * (v_prev + (1 - b2) * g * g) + C_V * F.tiny
@@ -505,14 +510,14 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     two_g = 2 * g
     lam_m2, lam_v2 = lam_m ** 2 / 3, lam_v ** 2 / 3
     if config.amsgrad and d.amsgrad_max != "raw":
-        v_abs_bc2 = np.abs(stacked("v")) / bc2_c
+        v_abs_bc2 = np.abs(tr.v) / bc2_c
         e_corr_part = v_abs_bc2 * (col(rb2_s) + u)
         e_corr_sys_part = v_abs_bc2 * col(rb2_s)
         bc2_sq = bc2_c ** 2
     # the update (item 4)
-    update = stacked("update")
+    update = tr.update
     U = np.abs(update)
-    root, v_used = stacked("root"), np.abs(stacked("v_used"))
+    root, v_used = tr.root, np.abs(tr.v_used)
     step_size = lr_c / bc1_c if d.epsilon == "standard" else lr_c * np.sqrt(bc2_c) / bc1_c
     dU_dm = step_size / (root + eps)
     wv = np.where(root + eps > 0, root / (root + eps), 0.0)
@@ -545,64 +550,110 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
     # within 2u makes bc2 off by 1e5 u / t and theta by |U| 5e4 u / t) exceed their bound (measured: m,
     # v, vmax of a float64 pytorch run with L2 0.5 at 8x their bound, each off by the w-multiple of a
     # theta error of ~1e-13 relative that the trajectory bound allowed).
-    counts = np.array([max(st.count, 1) for st in steps], dtype=np.float64)
+    counts = np.maximum(tr.count, 1).astype(np.float64)
     res = [np.max([pow_residual(p, beta, counts, u, not held) for p in POWERS], axis=0)
            if d.bias_correction and beta and T else np.zeros(T) for beta in (b1, b2)]
     pow_fb = U * (amp1.reshape(T, 1) * res[0].reshape(T, 1) + amp2.reshape(T, 1) * res[1].reshape(T, 1) / 2)
     fb = np.where(touched, ulp_fb * (1.5 if decoupled else 1.0) + pow_fb, 0.0)
 
-    # -- the recursions, step by step
+    # -- the recursions, step by step. The moments' six running bounds are one (6, N) array X, rows
+    # E^m, E^v, E^m_sys, E^v_sys, V^m_rnd, V^v_rnd, each updated as (c X + a1) + a2 (a zero a1 or a2 adds
+    # nothing: every bound is >= 0, so x + 0 is x to the bit). Only coupled L2 feeds the trajectory bound
+    # back into the gradient (e_g gains w T_{t-1}), and so into the moments: then everything is formed
+    # step by step; otherwise the moments recurse alone and every other term is formed for all steps at
+    # once, and theta's running sum last.
     B, Tb = np.zeros((T, N)), np.zeros((T + 1, N))
     Em, Ev, Evmax = np.zeros((T + 1, N)), np.zeros((T + 1, N)), np.zeros((T + 1, N))
-    sys_, sd_state = np.zeros((T, N)), np.zeros((T, N))
-    # systematic / random split of the moment errors (for item 5)
-    Em_sys, Ev_sys, Vm_rnd, Vv_rnd, Vvmax_rnd, Evmax_sys = (np.zeros(N) for _ in range(6))
-    for i in range(T):
-        t = i + 1
-        tch = touched[i]
-        e_g_sys = e_g_sys0[i] + w * Tb[t - 1] if coupled else e_g_sys0[i]
-        e_g = e_g_sys + e_g_rnd[i]
-        rep_m = rep_m0[i] + (1 - b1) * e_g
+    hist = np.zeros((T, 6, N))  # X after each step
+    coef = np.array([b1, b2, b1, b2, b1 ** 2, b2 ** 2]).reshape(6, 1)
+    zero = np.zeros((T, N))
+    a1 = np.stack([lam_m, lam_v, zero, zero, lam_m2, lam_v2], axis=1)  # (T, 6, N)
+
+    def moment_errors(e_g):
+        """rep_m, rep_v: the gradient's error e_g (and the betas' representation) entering m and v."""
+        rep_m = rep_m0_rows + (1 - b1) * e_g
         # (g + e)^2 - g^2 = (2 g + e) e exactly: the e^2 term is no second-order nicety where e is not small
         # against g (L2's g + w theta cancelling: measured, a bfloat16 optax run whose v erred by 15 % at step
         # 1, 1.04 of the first-order bound)
-        rep_v = rep_v0[i] + (1 - b2) * (two_g[i] + e_g) * e_g
-        Em[t] = np.where(tch, b1 * Em[t - 1] + lam_m[i] + rep_m, Em[t - 1])
-        Ev[t] = np.where(tch, b2 * Ev[t - 1] + lam_v[i] + rep_v, Ev[t - 1])
-        Em_sys = np.where(tch, b1 * Em_sys + rep_m, Em_sys)
-        Ev_sys = np.where(tch, b2 * Ev_sys + rep_v, Ev_sys)
-        Vm_rnd = np.where(tch, b1 ** 2 * Vm_rnd + lam_m2[i], Vm_rnd)
-        Vv_rnd = np.where(tch, b2 ** 2 * Vv_rnd + lam_v2[i], Vv_rnd)
-        E_vused, E_vused_sys, V_vused = Ev[t], Ev_sys, Vv_rnd
+        return rep_m, rep_v0_rows + (1 - b2) * (two_g_rows + e_g) * e_g
+
+    def update_bounds(rows, X_rows, Em_rows):
+        """For the steps ``rows`` (one step or all): the update's bound and its systematic part before
+        theta's feedback (decoupled decay adds lr_t w T_{t-1}), and the moments' random part (item 5)."""
+        Ev_rows, Em_sys, Ev_sys, Vm_rnd, Vv_rnd = (X_rows[..., j, :] for j in (1, 2, 3, 4, 5))
+        E_vused, E_vused_sys, V_vused = Ev_rows, Ev_sys, Vv_rnd
         if config.amsgrad:
-            if d.amsgrad_max == "raw":
-                Evmax[t] = np.maximum(Evmax[t - 1], Ev[t])
-                Evmax_sys = np.maximum(Evmax_sys, Ev_sys)
-                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd)
-            else:  # max(vmax, v / bc2): the division adds u and bc2's error
-                Evmax[t] = np.maximum(Evmax[t - 1], Ev[t] / bc2_s[i] + e_corr_part[i])
-                Evmax_sys = np.maximum(Evmax_sys, Ev_sys / bc2_s[i] + e_corr_sys_part[i])
-                Vvmax_rnd = np.maximum(Vvmax_rnd, Vv_rnd / bc2_sq[i])
-            E_vused, E_vused_sys, V_vused = Evmax[t], Evmax_sys, Vvmax_rnd
-        pv, vu = positive_v[i], v_used[i]
+            E_vused, E_vused_sys, V_vused = vmax_bounds(rows, Ev_rows, Ev_sys, Vv_rnd)
+        pv, vu = positive_v[rows], v_used[rows]
         rel_v = np.where(pv, E_vused / vu, 0.0)
         rel_v_sys = np.where(pv, E_vused_sys / vu, 0.0)
         sd_v = np.where(pv, np.sqrt(V_vused) / vu, 0.0)
-        v_part, m_gain = _v_error_in_update(U[i], root[i], eps, rel_v)
-        v_part_sys, m_gain_sys = _v_error_in_update(U[i], root[i], eps, rel_v_sys)
-        m_part, m_part_sys = dU_dm[i] * Em[t], dU_dm[i] * Em_sys
+        v_part, m_gain = _v_error_in_update(U[rows], root[rows], eps, rel_v)
+        v_part_sys, m_gain_sys = _v_error_in_update(U[rows], root[rows], eps, rel_v_sys)
+        m_part, m_part_sys = dU_dm[rows] * Em_rows, dU_dm[rows] * Em_sys
         m_part = np.where(m_part != 0, m_part * m_gain, 0.0)  # 0 * inf (v's error unbounded, m exact) is 0
         m_part_sys = np.where(m_part_sys != 0, m_part_sys * m_gain_sys, 0.0)
-        b = b_fixed[i] + m_part + v_part + N_ELEM * F.tiny
-        b_sys = b_sys_fixed[i] + m_part_sys + v_part_sys
+        b = b_fixed[rows] + m_part + v_part + N_ELEM * F.tiny
+        b_sys = b_sys_fixed[rows] + m_part_sys + v_part_sys
         if decoupled:
-            b = b + wd_b[i] + keep[i] + lr_w[i] * Tb[t - 1]
-            b_sys = b_sys + wd_b_sys[i] + keep[i] + lr_w[i] * Tb[t - 1]
-        b = np.where(tch, b, 0.0)  # lazy rows that are not touched must not move at all
-        B[i] = b
-        Tb[t] = Tb[t - 1] + b + fb[i]
-        sys_[i] = np.where(tch, b_sys, 0.0)
-        sd_state[i] = np.where(tch, dU_dm[i] * np.sqrt(Vm_rnd) + u_wv[i] * sd_v, 0.0)
+            b = b + wd_b[rows] + keep[rows]
+            b_sys = b_sys + wd_b_sys[rows] + keep[rows]
+        sd = np.where(touched[rows], dU_dm[rows] * np.sqrt(Vm_rnd) + u_wv[rows] * sd_v, 0.0)
+        return b, b_sys, sd
+
+    vmax_state: dict = {}
+
+    def vmax_bounds(rows, Ev_rows, Ev_sys, Vv_rnd):
+        """AMSGrad: |max(a, b) - max(a', b')| <= max(|a - a'|, |b - b'|), a running maximum over the steps.
+        Corrected (max(vmax, v / bc2)): the division adds u and bc2's error."""
+        if d.amsgrad_max == "raw":
+            terms = (Ev_rows, Ev_sys, Vv_rnd)
+        else:
+            terms = (Ev_rows / bc2_c[rows] + e_corr_part[rows], Ev_sys / bc2_c[rows] + e_corr_sys_part[rows],
+                     Vv_rnd / bc2_sq[rows])
+        if isinstance(rows, slice):  # every step: the running maximum from zero, as np.maximum.accumulate
+            out = tuple(np.maximum.accumulate(np.concatenate([np.zeros((1, N)), x]), axis=0)[1:] for x in terms)
+        else:  # one step, after the steps before it
+            prev = vmax_state.get("prev", (np.zeros(N),) * 3)
+            out = tuple(np.maximum(p, x) for p, x in zip(prev, terms))
+            vmax_state["prev"] = out
+        Evmax[1:][rows] = out[0]
+        return out
+
+    rep_m0_rows, rep_v0_rows, two_g_rows = rep_m0, rep_v0, two_g
+    X = np.zeros((6, N))
+    if coupled:
+        sys_, sd_state = np.zeros((T, N)), np.zeros((T, N))
+        for i in range(T):
+            t = i + 1
+            tch = touched[i]
+            e_g = (e_g_sys0[i] + w * Tb[t - 1]) + e_g_rnd[i]
+            rep_m0_rows, rep_v0_rows, two_g_rows = rep_m0[i], rep_v0[i], two_g[i]
+            rep_m, rep_v = moment_errors(e_g)
+            X = np.where(tch, (coef * X + a1[i]) + np.stack([rep_m, rep_v, rep_m, rep_v, zero[i], zero[i]]), X)
+            hist[i] = X
+            Em[t], Ev[t] = X[0], X[1]
+            b, b_sys, sd_state[i] = update_bounds(i, X, X[0])
+            b = np.where(tch, b, 0.0)  # lazy rows that are not touched must not move at all
+            B[i] = b
+            Tb[t] = Tb[t - 1] + b + fb[i]
+            sys_[i] = np.where(tch, b_sys, 0.0)
+    else:
+        rep_m, rep_v = moment_errors(e_g_sys0 + e_g_rnd)
+        a2 = np.stack([rep_m, rep_v, rep_m, rep_v, zero, zero], axis=1)
+        for i in range(T):
+            X = np.where(touched[i], (coef * X + a1[i]) + a2[i], X)
+            hist[i] = X
+        Em[1:], Ev[1:] = hist[:, 0], hist[:, 1]
+        b, b_sys, sd_state = update_bounds(slice(None), hist, Em[1:])
+        for i in range(T):
+            t = i + 1
+            bi = b[i] + lr_w[i] * Tb[t - 1] if decoupled else b[i]
+            B[i] = np.where(touched[i], bi, 0.0)  # lazy rows that are not touched must not move at all
+            Tb[t] = Tb[t - 1] + B[i] + fb[i]
+        if decoupled:
+            b_sys = b_sys + lr_w * Tb[:-1]
+        sys_ = np.where(touched, b_sys, 0.0)
 
     theta_model[1:] = theta_next
     model_update = theta_next - theta

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,14 +65,19 @@ class Format:
 
     def rel_error(self, value: float) -> float:
         """|round(value) - value| / |value|: the representation error of a hyperparameter."""
-        if value == 0 or not np.isfinite(value):
-            return 0.0
-        return float(abs(self.round(np.array([value]))[0] - value) / abs(value))
+        return _rel_error(self, float(value))
 
     def holds(self, a) -> bool:
         a = np.asarray(a, dtype=np.float64)
         finite = np.isfinite(a)
         return bool(np.array_equal(self.round(a[finite]), a[finite]))
+
+
+@functools.lru_cache(maxsize=4096)  # the budget asks for the same few hyperparameters at every step
+def _rel_error(F: Format, value: float) -> float:
+    if value == 0 or not np.isfinite(value):
+        return 0.0
+    return float(abs(F.round(np.array([value]))[0] - value) / abs(value))
 
 
 FORMATS = {

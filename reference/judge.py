@@ -43,6 +43,7 @@ from .budget import LAMBDA, Budget, compute_budget, schedule_rho
 from .dialect import resolve_dialect
 from .dtypes import fmt
 from .held import HeldSet, held_variants
+from .model import model_trace, model_trajectory
 from .paths import THETA_ROUNDING, PathClass, candidates, pow_residual
 
 __all__ = ["Assessment", "Finding", "Reference", "judge_against"]
@@ -584,7 +585,7 @@ def _cached(key: tuple | None, make, golden=None):
         return make()
     if key in _CACHE:
         return _CACHE[key]
-    digest = None if golden is None else _disk.golden_digest(golden)
+    digest = None if golden is None or _disk.cache_dir() is None else _disk.golden_digest(golden)
     value = _disk.load(digest, key)
     if value is None:
         value = make()
@@ -604,11 +605,8 @@ def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: 
     s = golden.scenario
     variants = held_variants(s.config, dtype, classes)
     hs = HeldSet(variants, round_dtype, len(golden.grads))
-    from .adam import trajectory
-
-    with np.errstate(all="ignore"):
-        tr = trajectory(s.config, dialect, golden.params0, golden.grads, arithmetic="float64", held=hs,
-                        record=[int(t) for t in golden.steps], record_state=[int(t) for t in golden.state_steps])
+    tr = model_trajectory(s.config, dialect, golden.params0, golden.grads, held=hs,
+                          record=[int(t) for t in golden.steps], record_state=[int(t) for t in golden.state_steps])
     rows = [tr.index(int(t)) for t in golden.state_steps]
     refs = []
     for i, h in enumerate(variants):
@@ -746,6 +744,16 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     base = (s.name, golden.dialect_key, len(golden.grads))
     prepared: dict[tuple, tuple] = {}  # class group -> budget, references, factor, run: made when a rank needs it
 
+    traced: list = []
+
+    def trace():
+        """The float64 model's trace, which every budget of these inputs starts from (whatever the dtype):
+        made once per case, and kept in memory for the other dtypes of the scenario."""
+        if not traced:
+            traced.append(_cached(cache and base + ("trace",) or None,
+                                  lambda: model_trace(s.config, dialect, golden.params0, golden.grads)))
+        return traced[0]
+
     def prepare(key: tuple) -> tuple:
         if key not in prepared:
             round_dtype, hyper, _master = key
@@ -767,7 +775,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
                              lambda: compute_budget(
                 s.config, dialect, golden.params0, golden.grads, round_dtype, held=not exact,
                 rep_dtype="float32" if hyper == "float32" else round_dtype, lr_modelled=hyper == "float32",
-                lr_fitted=fitted), golden)
+                lr_fitted=fitted, trace=trace()), golden)
             if fitted:
                 refs = fits
             factor = 2.0 if (not exact and round_dtype == "float64") else 1.0
