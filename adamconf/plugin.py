@@ -102,11 +102,15 @@ class _Session:
         self.incomplete: str | None = None  # why the run ended before its last case
         self.fault_logs = None  # adamconf.suites.isolation.FaultLogs, in an xdist controller
         self.worker_log = None  # adamconf.suites.isolation.WorkerLog, in an xdist worker
+        self.ran: set[str] = set()  # the adapters whose cases ran in this process
+        # adapter name -> ``contract.describe`` facts, from the processes that ran its cases (they have its
+        # framework imported; the controller of an xdist run imports none)
+        self.adapter_facts: dict[str, dict] = {}
 
     def adapters(self) -> list[tuple[str, Any, bool]]:
         """(spec, adapter, is_builtin) for each adapter of the run, in the order named."""
         if self._adapters is None:
-            specs = self.specs or _worker_default(self.config) or _available_builtins()
+            specs = self.specs or _worker_default(self.config) or _available_builtins(self.devices)
             self._adapters = _resolve(specs)
         return self._adapters
 
@@ -155,8 +159,11 @@ class _Session:
                 self.active = True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.active:
-            return  # a worker sends its records to the controller, which judges and writes
+        if hasattr(self.config, "workerinput"):  # a worker sends its records and its adapters' facts
+            self.config.workeroutput["adamconf_adapters"] = json.dumps(self.describe_ran())
+            return
+        if not self.active:
+            return
         if session.exitstatus == pytest.ExitCode.INTERRUPTED:
             self.incomplete = (f"interrupted by {interrupted_by() or 'SIGINT (Ctrl-C)'} after "
                                f"{len(self.records)} case(s) were judged")
@@ -164,6 +171,19 @@ class _Session:
             self.incomplete = f"stopped early ({session.shouldstop or session.shouldfail}) after {len(self.records)} case(s)"
         if self.config.option.adamconf_results:
             self.results_path = _write_results(self, self.config.option.adamconf_results)
+
+    def describe_ran(self) -> dict[str, dict]:
+        """``contract.describe`` of each adapter that ran a case in this process."""
+        from adamconf.adapters.contract import describe
+
+        return {a.name: describe(a) for _, a, _ in (self._adapters or ()) if a.name in self.ran}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: a worker finished; keep the facts of the adapters it ran."""
+        facts = getattr(node, "workeroutput", {}).get("adamconf_adapters")
+        if facts:
+            self.adapter_facts.update(json.loads(facts))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput") or not self.active:
@@ -234,11 +254,18 @@ def _worker_default(config: pytest.Config) -> list[str] | None:
     return getattr(config, "workerinput", {}).get("adamconf_adapters")
 
 
-def _available_builtins() -> list[str]:
-    from adamconf.adapters.contract import availability
+def _available_builtins(devices: list[str]) -> list[str]:
+    """The built-in adapters whose libraries are installed here and that declare a device of the run.
+
+    Nothing is imported (``contract.installed``): each case checks the full availability and is skipped,
+    with the reason, where a library is installed but does not work here (no C++ compiler for
+    torch.compile, no GPU for a cuda device).
+    """
+    from adamconf.adapters.contract import installed
     from adamconf.adapters.registry import builtin_adapters
 
-    return [name for name, a in builtin_adapters().items() if availability(a) is None]
+    return [name for name, a in builtin_adapters().items()
+            if any(d in a.devices for d in devices) and installed(a) is None]
 
 
 def _resolve(specs: list[str]) -> list[tuple[str, Any, bool]]:
@@ -400,6 +427,7 @@ def adamconf_case(request: pytest.FixtureRequest):
 
     bound = BoundCase(request.param, request.node)
     request.node.stash[_BOUND] = bound
+    request.config.stash[_PLAN].ran.add(request.param.adapter.name)
     return bound
 
 
@@ -470,7 +498,10 @@ def _write_results(state: _Session, path: str):
     manifest = DATA_DIR / "manifest.json"
     provenance = collect_provenance(golden_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
                                     git=getattr(state, "git", None))
-    adapters = {a.name: describe(a) for _, a, _ in state.adapters()}
+    # the facts of the adapters as the processes that ran them found them; an adapter no worker reported
+    # (-n 0: this process ran it; or its worker died) is described here
+    facts = {**state.adapter_facts, **state.describe_ran()}
+    adapters = {a.name: facts.get(a.name) or describe(a) for _, a, _ in state.adapters()}
     fingerprints = _fingerprints(state) if state.config.option.adamconf_fingerprint and not state.incomplete else None
     return write_results(new_results(records, provenance, adapters=adapters, incomplete=state.incomplete,
                                      fingerprints=fingerprints), path)

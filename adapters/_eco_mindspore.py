@@ -71,6 +71,7 @@ class MindSporeRun:
 
 class MindSporeAdapter(BaseAdapter):
     library = "mindspore"
+    requires = ("mindspore",)
 
     def __init__(self, name: str, cls: str, *, dialect: Any, path_class: str | None, features: Collection[str],
                  dtypes: Collection[str], description: str) -> None:

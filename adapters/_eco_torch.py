@@ -152,6 +152,7 @@ class EcoAdapter(BaseAdapter):
                  description: str, dtypes: Collection[str] = DTYPES, devices: Collection[str] = ("cpu",)) -> None:
         self.name = name
         self.spec = spec
+        self.requires = ("torch", spec.module.split(".")[0])
         self.dialect = dialect
         self.path_class = path_class
         self.features = frozenset(features)

@@ -323,6 +323,7 @@ class Keras3Adam(Keras3AdapterBase):
     """keras.optimizers.Adam or AdamW (Keras 3, TensorFlow backend), in tf.function, with or without XLA."""
 
     devices = DEVICES
+    requires = ("keras", "tensorflow")
     features = frozenset({"amsgrad", "decoupled_weight_decay", "schedule", "clipnorm", "global_clipnorm",
                           "clipvalue", "sparse", "state", "checkpoint", "config", "nonfinite"})
 

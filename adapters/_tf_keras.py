@@ -149,6 +149,7 @@ class TFKerasAdam(BaseAdapter):
     dialect = "keras"
     dtypes = DTYPES
     devices = DEVICES
+    requires = ("tf_keras", "tensorflow")
     #: beta^t = tf.pow(beta_t, local_step) in the variable's dtype (legacy _prepare_local, new update_step);
     #: OptimizerV2's hyperparameters are float32 variables in float64 runs (hyper left open)
     path_class = "powers=pow,theta=once"

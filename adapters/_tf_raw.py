@@ -328,6 +328,7 @@ class RawApplyAdam(BaseAdapter):
     dialect = "keras"
     dtypes = DTYPES
     devices = DEVICES
+    requires = ("tensorflow",)
     #: beta1_power / beta2_power are passed as binary64 powers rounded once to the dtype (RawAdamRun)
     path_class = "powers=rounded,theta=once"
 

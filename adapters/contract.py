@@ -79,6 +79,7 @@ __all__ = [
     "Unsupported",
     "availability",
     "describe",
+    "installed",
     "refuse_undeclared",
 ]
 
@@ -149,6 +150,9 @@ class BaseAdapter:
     features: Collection[str] = ()
     #: a one-line description for ``adamconf list adapters``
     description: str = ""
+    #: the modules the adapter imports (``installed``: whether it can be a default adapter here, without
+    #: importing them); empty: ``available`` alone decides
+    requires: tuple[str, ...] = ()
 
     def available(self, device: str | None = None) -> str | None:
         return None
@@ -179,6 +183,30 @@ def availability(adapter: Any, device: str | None = None) -> str | None:
         return fn()
     except Exception as exc:
         return f"available() raised {type(exc).__name__}: {exc}"
+
+
+def installed(adapter: Any) -> str | None:
+    """Why ``adapter`` cannot run here for want of a module (None: what it ``requires`` is installed).
+
+    ``importlib.util.find_spec`` only, nothing is imported: the controller of a run chooses its default
+    adapters with this (importing torch, TensorFlow and JAX there, and starting the bridged adapters'
+    children, cost the run 10-20 s before its first case), and the full ``availability`` is then
+    checked per case, where an adapter whose library is installed but does not work is skipped with the
+    reason. An adapter that declares no ``requires`` is asked ``availability``.
+    """
+    import importlib.util
+
+    requires = tuple(getattr(adapter, "requires", ()) or ())
+    if not requires:
+        return availability(adapter)
+    missing = []
+    for module in requires:
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(module)
+        except (ImportError, ValueError):  # a parent package that does not import, a module without a spec
+            missing.append(module)
+    return f"{adapter.name} needs {', '.join(missing)}, not installed here" if missing else None
 
 
 def refuse_undeclared(adapter: Any, config: AdamConfig | None, dtype: str, device: str) -> None:

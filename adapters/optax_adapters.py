@@ -389,6 +389,7 @@ class OptaxAdapter(BaseAdapter):
     dialect = "optax"
     dtypes = DTYPES
     devices = ("cpu", "cuda")
+    requires = ("jax", "optax")
 
     def __init__(self, fn: str, extra_features: Sequence[str], description: str) -> None:
         self.fn = fn

@@ -69,6 +69,8 @@ _RUN_FEATURES = ("schedule", "state", "checkpoint", "config", "nonfinite")
 class TorchAdapter(BaseAdapter):
     """One ``torch.optim`` optimizer on one code path (``TorchPath``)."""
 
+    requires = ("torch",)
+
     def __init__(self, name: str, path: TorchPath, *, dialect: str, devices: Collection[str],
                  features: Collection[str], description: str, dtypes: Collection[str] = DTYPES,
                  api_profile: str | None = None) -> None:

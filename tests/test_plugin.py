@@ -466,3 +466,53 @@ def test_adamconf_run_with_two_workers_writes_results(pytester, adapters):
     assert [(c["adapter"], c["dtype"]) for c in doc["cases"]] == [  # catalogue, then adapter, then dtype order
         ("third.good", "float32"), ("third.good", "float64"), ("third.late", "float32"), ("third.late", "float64")]
     assert json.dumps(doc["summary"]) == json.dumps({**dict.fromkeys(doc["summary"], 0), "passed": 2, "failed": 2})
+
+
+def test_the_workers_describe_their_adapters_and_the_controller_asks_none(pytester, adapters):
+    """The controller of an xdist run never asks an adapter whether it is available: that imports its framework
+    (torch, TensorFlow, JAX) or starts its child process, seconds before the first case and again at the end.
+    The workers that ran the cases describe the adapters for the results file."""
+    pytester.makepyfile(asked='''
+        import os
+        import sys
+
+        sys.path.insert(0, os.getcwd())
+        from third import Good
+
+
+        class Asked(Good):
+            def __init__(self):
+                super().__init__()
+                self.name = "third.asked"
+
+            def available(self, device=None):
+                with open(os.path.join(os.path.dirname(__file__), "asked.log"), "a") as log:
+                    log.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + "\\n")
+                return None
+    ''')
+    result = pytester.runpytest_subprocess(*SUITES, "-n", "1", "--adapter", "asked.py:Asked", "--scenario",
+                                           "dense-default", "--results", "r.json", timeout=300)
+    assert result.ret == 0, result.stdout.str()
+    asked = (pytester.path / "asked.log").read_text().split()
+    assert asked and set(asked) == {"gw0"}, asked
+    facts = load_results(pytester.path / "r.json")["adapters"]["third.asked"]
+    assert facts["available"] is True and facts["name"] == "third.asked"
+
+
+def test_default_adapters_are_chosen_without_importing_a_framework():
+    """`adamconf run` with no --adapter: the built-ins whose libraries are installed (importlib's find_spec),
+    chosen in the controller without importing them; each case then checks the full availability."""
+    import subprocess
+
+    code = ("import sys; from adamconf.plugin import _available_builtins; names = _available_builtins(['cpu']); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'optax') if m in sys.modules)); "
+            "print(' '.join(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    imported, names = out.stdout.splitlines()
+    assert imported == "[]", f"choosing the default adapters imported {imported}"
+    from importlib.util import find_spec
+
+    expected = {"torch.adam": "torch", "optax.adam": "optax", "keras.adam": "keras", "tf.raw.apply_adam": "tensorflow"}
+    for name, module in expected.items():
+        assert (name in names.split()) == (find_spec(module) is not None), (name, names)
+    assert "torch.adam.capturable" not in names.split()  # it declares cuda only: not a cpu run's default
