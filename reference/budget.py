@@ -646,13 +646,17 @@ def _compute_budget(config, dialect, params0, grads, dtype, held, rep_dtype, lr_
             hist[i] = X
         Em[1:], Ev[1:] = hist[:, 0], hist[:, 1]
         b, b_sys, sd_state = update_bounds(slice(None), hist, Em[1:])
-        for i in range(T):
-            t = i + 1
-            bi = b[i] + lr_w[i] * Tb[t - 1] if decoupled else b[i]
-            B[i] = np.where(touched[i], bi, 0.0)  # lazy rows that are not touched must not move at all
-            Tb[t] = Tb[t - 1] + B[i] + fb[i]
-        if decoupled:
+        if decoupled:  # lr_t w T_{t-1}: theta's bound feeds the next step's
+            for i in range(T):
+                t = i + 1
+                B[i] = np.where(touched[i], b[i] + lr_w[i] * Tb[t - 1], 0.0)  # untouched lazy rows do not move
+                Tb[t] = Tb[t - 1] + B[i] + fb[i]
             b_sys = b_sys + lr_w * Tb[:-1]
+        elif T:
+            # T_t = (T_{t-1} + B_t) + fb_t: np.add.accumulate adds the interleaved rows B_1, fb_1, B_2, ... in
+            # order, column by column, the same additions as the loop (T_0 = 0 and 0 + B_1 = B_1, B >= 0)
+            B[:] = np.where(touched, b, 0.0)  # lazy rows that are not touched must not move at all
+            Tb[1:] = np.add.accumulate(np.stack([B, fb], axis=1).reshape(2 * T, N), axis=0)[1::2]
         sys_ = np.where(touched, b_sys, 0.0)
 
     theta_model[1:] = theta_next

@@ -129,6 +129,16 @@ class HeldSet:
     def bias_corrections(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         return self.bc1[:, t - 1:t], self.bc2[:, t - 1:t]
 
+    def lrs(self, config: AdamConfig, ks: list[int], lr_exact: list[float]) -> np.ndarray:
+        """``lr`` at the schedule indices ``ks`` (the exact lr_t of each given): (len(ks), V, 1)."""
+        exact = np.array(lr_exact, dtype=np.float64).reshape(-1, 1, 1)
+        if not self._lr32.any():
+            return np.repeat(exact, len(self), axis=1)
+        f32 = lambda x: float(np.float32(x))  # noqa: E731
+        held32 = [f32(config.base_lr(k)) / (1.0 + f32(config.decay) * k) if config.decay else f32(config.base_lr(k))
+                  for k in ks]
+        return np.where(self._lr32[None], np.array(held32, dtype=np.float64).reshape(-1, 1, 1), exact)
+
     def lr(self, config: AdamConfig, k: int, lr_t: float) -> np.ndarray:
         """lr_t per variant: the exact one, or (lr:float32) tf_keras OptimizerV2's, whose learning rate and
         decay are float32 variables cast to the run's dtype: fl32(lr(k)) / (1 + fl32(decay) k)."""

@@ -211,7 +211,7 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
     lrs = np.zeros(T)
     lrs[applied] = lr_exact
     if held is not None:
-        lr_s = np.array([held.lr(config, k, x) for k, x in zip(ks, lr_exact)]).reshape(len(ts), len(held), 1)
+        lr_s = held.lrs(config, ks, lr_exact)
     else:
         lr_s = np.array(lr_exact, dtype=np.float64)
     if d.bias_correction and held is not None:

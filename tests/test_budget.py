@@ -402,3 +402,23 @@ def test_the_error_of_v_enters_the_update_exactly_not_to_first_order(v, x, eps, 
         assert part == pytest.approx(attained, rel=1e-8, abs=4e-16 * worst)
     assert part >= U * (S / (S + eps)) * x / 2 * (1 - 1e-12)
     assert gain == pytest.approx((S + eps) / (S_low + eps), rel=1e-12) if x > 0 else gain == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_ulp_is_the_spacing_at_every_binary64_value(dtype):
+    """Format.ulp (from the exponent field) is ldexp(1, frexp(|x|)[1] - p), eta below tiny, NaN for inf/NaN:
+    bit for bit over random bit patterns, every power of two and its predecessor, zeros and subnormals."""
+    from adamconf.reference.dtypes import fmt
+
+    F = fmt(dtype)
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 2 ** 63, size=200_000, dtype=np.uint64).view(np.float64)
+    powers = np.ldexp(1.0, np.arange(-1074, 1024))
+    x = np.concatenate([x, powers, np.nextafter(powers, 0), [0.0, 5e-324, np.inf, np.nan, 1.7976931348623157e308]])
+    x = np.concatenate([x, -x])
+    with np.errstate(all="ignore"):
+        e = np.frexp(np.abs(x))[1]
+        want = np.where(np.isfinite(x), np.where(np.abs(x) < F.tiny, F.eta, np.ldexp(1.0, (e - F.p).astype(np.int64))),
+                        np.nan)
+    got = F.ulp(x)
+    assert got.tobytes() == want.tobytes(), x[np.flatnonzero(got.view(np.uint64) != want.view(np.uint64))[:5]]
