@@ -43,7 +43,7 @@ from .budget import LAMBDA, Budget, compute_budget, schedule_rho
 from .dialect import resolve_dialect
 from .dtypes import fmt
 from .held import HeldSet, held_variants
-from .model import model_trace, model_trajectory
+from .model import model_trace, model_trace_and_variants, model_trajectory
 from .paths import THETA_ROUNDING, PathClass, candidates, pow_residual
 
 __all__ = ["Assessment", "Finding", "Reference", "judge_against"]
@@ -541,8 +541,9 @@ class _Run:
 
 def _flat_list(arrays: Sequence[np.ndarray], rows: int) -> np.ndarray:
     """Per-tensor arrays (rows, *shape_k) side by side: (rows, N)."""
-    return (np.concatenate([np.asarray(a).reshape(rows, -1) for a in arrays], axis=1) if len(arrays)
-            else np.zeros((rows, 0)))
+    # the columns of each from its own trailing shape: reshape(rows, -1) is undefined for rows = 0
+    return (np.concatenate([np.asarray(a).reshape(rows, int(np.prod(np.shape(a)[1:], dtype=np.int64)))
+                            for a in arrays], axis=1) if len(arrays) else np.zeros((rows, 0)))
 
 
 def _parts(arrays: Sequence[np.ndarray]) -> list[tuple[int, int]]:
@@ -656,13 +657,21 @@ def _golden_reference(golden) -> Reference:
     return Reference("exact", None, golden.theta_hi, golden.theta_lo, dict(golden.state), True)
 
 
-def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: list[PathClass]) -> list[Reference]:
-    """The float64 model under every way ``classes`` hold the hyperparameters, at the golden's steps."""
+def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: list[PathClass], *,
+                        with_trace: bool = False) -> tuple[list[Reference], Any]:
+    """The float64 model under every way ``classes`` hold the hyperparameters, at the golden's steps; and, with
+    ``with_trace``, the exact model's ``model.Trace`` from the same pass (else None)."""
     s = golden.scenario
     variants = held_variants(s.config, dtype, classes)
     hs = HeldSet(variants, round_dtype, len(golden.grads))
-    tr = model_trajectory(s.config, dialect, golden.params0, golden.grads, held=hs,
-                          record=[int(t) for t in golden.steps], record_state=[int(t) for t in golden.state_steps])
+    record, record_state = [int(t) for t in golden.steps], [int(t) for t in golden.state_steps]
+    trace = None
+    if with_trace:
+        trace, tr = model_trace_and_variants(s.config, dialect, golden.params0, golden.grads, hs, record=record,
+                                             record_state=record_state)
+    else:
+        tr = model_trajectory(s.config, dialect, golden.params0, golden.grads, held=hs, record=record,
+                              record_state=record_state)
     rows = [tr.index(int(t)) for t in golden.state_steps]
     refs = []
     for i, h in enumerate(variants):
@@ -673,7 +682,7 @@ def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: 
             state["vmax"] = ([x[rows, i] for x in tr.vmax], [np.zeros_like(x[rows, i]) for x in tr.vmax])
         refs.append(Reference(h.name, h.powers, theta, [np.zeros_like(x) for x in theta], state, False,
                               h.lr_float32))
-    return refs
+    return refs, trace
 
 
 def lr_fit_applies(config, steps: np.ndarray, T: int) -> bool:
@@ -801,14 +810,23 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     prepared: dict[tuple, tuple] = {}  # class group -> budget, references, factor, run: made when a rank needs it
 
     traced: list = []
+    trace_key = cache and base + ("trace",) or None
 
     def trace():
         """The float64 model's trace, which every budget of these inputs starts from (whatever the dtype):
         made once per case, and kept in memory for the other dtypes of the scenario."""
         if not traced:
-            traced.append(_cached(cache and base + ("trace",) or None,
-                                  lambda: model_trace(s.config, dialect, golden.params0, golden.grads)))
+            traced.append(_cached(trace_key, lambda: model_trace(s.config, dialect, golden.params0, golden.grads)))
         return traced[0]
+
+    def variants(round_dtype: str, cls_group: list[PathClass]) -> list[Reference]:
+        """The variant references; the trace too, in the same pass, where no earlier case of these inputs made it
+        (the exact model is one more row beside the variants: one loop over the steps instead of two)."""
+        want = not traced and (trace_key is None or trace_key not in _CACHE)
+        refs, tr = _variant_references(golden, dialect, dtype, round_dtype, cls_group, with_trace=want)
+        if tr is not None:
+            traced.append(_cached(trace_key, lambda: tr))
+        return refs
 
     def prepare(key: tuple) -> tuple:
         if key not in prepared:
@@ -820,7 +838,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             else:
                 refs = _cached(cache and base + ("variants", round_dtype, hyper, dtype,
                                                  tuple(c.key() for c in cls_group)) or None,
-                               lambda: _variant_references(golden, dialect, dtype, round_dtype, cls_group), golden)
+                               lambda: variants(round_dtype, cls_group), golden)
             # per run: each step's float32 schedule value, read off the run, where its updates determine it
             fitted = hyper == "float32" and lr_fit_applies(s.config, steps, T)
             if fitted:

@@ -36,7 +36,7 @@ from .dialect import Dialect, resolve_dialect
 from .grads import GradEntry, SparseGrad, all_finite, check_entries
 from .held import HeldSet
 
-__all__ = ["Trace", "model_trace", "model_trajectory"]
+__all__ = ["Trace", "model_trace", "model_trace_and_variants", "model_trajectory"]
 
 _A = F64Arith()
 
@@ -97,8 +97,21 @@ def model_trajectory(config: AdamConfig, dialect: "Dialect | str", params0: Sequ
                 record_state=record_state)
 
 
+def model_trace_and_variants(config: AdamConfig, dialect: "Dialect | str", params0: Sequence[np.ndarray],
+                             grads: Sequence[Sequence[GradEntry]], held: HeldSet, *,
+                             record: Iterable[int] | None = None,
+                             record_state: Iterable[int] | None = None) -> tuple[Trace, Trajectory]:
+    """``model_trace`` and ``model_trajectory(held=held)`` in one pass: the exact model as one more row of the
+    variants (each row's arithmetic is its own, so both are bitwise what the two calls give)."""
+    return _run(config, resolve_dialect(dialect), params0, grads, held, trace=True, record=record,
+                record_state=record_state)
+
+
 def _fallback(config, d, params0, grads, held, trace, record, record_state):
     """``trajectory`` itself, for what this module does not vectorize."""
+    if trace and held is not None:
+        return (_fallback(config, d, params0, grads, None, True, None, None),
+                _fallback(config, d, params0, grads, held, False, record, record_state))
     if not trace:
         return trajectory(config, d, params0, grads, arithmetic="float64", held=held, record=record,
                           record_state=record_state)
@@ -187,13 +200,17 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
             Gc[i] = A.concat(parts)
             clipnorm_fired[i], global_fired[i] = info["clipnorm"], info["global"]
 
+    # with a trace and variants both (``both``), row 0 is the exact model, the trace's, and rows 1.. the variants
+    both = trace and held is not None
     beta1, beta2, eps = A.scalar(config.beta1), A.scalar(config.beta2), A.scalar(config.eps)
     omb1, omb2 = A.sub(A.one, beta1), A.sub(A.one, beta2)
     pow_base1, pow_base2 = beta1, beta2
     wd = A.scalar(config.weight_decay)
     if held is not None:
-        beta1, omb1, beta2, omb2 = held.beta1, held.one_minus_beta1, held.beta2, held.one_minus_beta2
-        eps, wd = held.eps, held.weight_decay
+        exact = (beta1, omb1, beta2, omb2, eps, wd)
+        beta1, omb1, beta2, omb2, eps, wd = (
+            np.vstack([[[x]], h]) if both else h for x, h in zip(exact, (
+                held.beta1, held.one_minus_beta1, held.beta2, held.one_minus_beta2, held.eps, held.weight_decay)))
     eps_root = A.scalar(config.eps_root)
     l2 = bool(config.weight_decay) and config.weight_decay_mode == "l2"
     decoupled = bool(config.weight_decay) and config.weight_decay_mode == "decoupled"
@@ -210,17 +227,20 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
         lr_exact = [A.to_float(_learning_rate(A, config, k)) for k in ks]
     lrs = np.zeros(T)
     lrs[applied] = lr_exact
-    if held is not None:
-        lr_s = held.lrs(config, ks, lr_exact)
-    else:
-        lr_s = np.array(lr_exact, dtype=np.float64)
-    if d.bias_correction and held is not None:
-        idx = np.array(ts, dtype=np.int64) - 1
-        bc1_s, bc2_s = (held.bc1[:, idx].T[..., None], held.bc2[:, idx].T[..., None])
-    elif d.bias_correction:
+    lr_s = np.array(lr_exact, dtype=np.float64)
+    bc1_s = bc2_s = None
+    if d.bias_correction and (held is None or both):
         bc1_s = np.subtract(1.0, np.array([A.pow_int(pow_base1, t) for t in ts], dtype=np.float64))
         bc2_s = np.subtract(1.0, np.array([A.pow_int(pow_base2, t) for t in ts], dtype=np.float64))
-    else:
+    if held is not None:
+        lr_h = held.lrs(config, ks, lr_exact)
+        lr_s = np.concatenate([lr_s.reshape(-1, 1, 1), lr_h], axis=1) if both else lr_h
+        if d.bias_correction:
+            idx = np.array(ts, dtype=np.int64) - 1
+            bc1_h, bc2_h = held.bc1[:, idx].T[..., None], held.bc2[:, idx].T[..., None]
+            bc1_s, bc2_s = ((np.concatenate([bc1_s.reshape(-1, 1, 1), bc1_h], axis=1),
+                             np.concatenate([bc2_s.reshape(-1, 1, 1), bc2_h], axis=1)) if both else (bc1_h, bc2_h))
+    if not d.bias_correction:
         bc1_s = bc2_s = np.ones(np.shape(lr_s))
     step_s = (np.divide(lr_s, bc1_s) if d.epsilon == "standard"
               else np.divide(np.multiply(lr_s, np.sqrt(bc2_s)), bc1_s))
@@ -230,7 +250,8 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
         scal[i] = (bc1_s[j], bc2_s[j], step_s[j], decay_s[j], inv_bc2_s[j])
 
     # -- the recursion -------------------------------------------------------------------------------
-    lead = () if held is None else (len(held),)
+    lead = () if held is None else (len(held) + both,)
+    first = (lambda x: x[0]) if both else (lambda x: x)  # noqa: E731  the trace's row
     theta = np.broadcast_to(A.concat([p.ravel() for p in params0]), lead + (N,)).copy()
     m, v = np.zeros(lead + (N,)), np.zeros(lead + (N,))
     vmax = np.zeros(lead + (N,)) if config.amsgrad else None
@@ -238,24 +259,25 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
         # m and v before a step are m and v after the one before it (rows shifted after the loop)
         rec = {name: np.zeros((T, N)) for name in ("g", "theta", "m", "v", "v_used", "root", "update")}
         touched_all = np.zeros((T, N), dtype=bool)
-    else:
-        rows: list[int] = []
-        snaps: dict[str, list] = {"theta": [], "m": [], "v": [], "vmax": []}
+    snapshots = held is not None or not trace  # the recorded steps of a trajectory (the variants')
+    rows: list[int] = []
+    snaps: dict[str, list] = {"theta": [], "m": [], "v": [], "vmax": []}
 
-        def snapshot(t: int) -> None:
-            rows.append(t)
-            snaps["theta"].append(theta.copy())
-            for key, x in (("m", m), ("v", v), ("vmax", vmax)):
-                if x is not None:
-                    snaps[key].append(x.copy() if t in wanted_state else np.full(x.shape, np.nan))
+    def snapshot(t: int) -> None:
+        rows.append(t)
+        for key, x in (("theta", theta), ("m", m), ("v", v), ("vmax", vmax)):
+            if x is not None:
+                x = x[1:] if both else x
+                snaps[key].append(x.copy() if key == "theta" or t in wanted_state else np.full(x.shape, np.nan))
 
+    if snapshots:
         snapshot(0)
     for i in range(T):
         if skipped[i]:  # nothing moves: every element untouched
             if trace:
-                rec["theta"][i], rec["m"][i], rec["v"][i] = theta, m, v
-                rec["v_used"][i] = v if vmax is None else vmax
-            elif i + 1 in wanted:
+                rec["theta"][i], rec["m"][i], rec["v"][i] = first(theta), first(m), first(v)
+                rec["v_used"][i] = first(v if vmax is None else vmax)
+            if snapshots and i + 1 in wanted:
                 snapshot(i + 1)
             continue
         bc1, bc2, step_size, decay_factor, inv_bc2 = scal[i]
@@ -290,33 +312,39 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
         update = np.divide(np.multiply(step_size, m1), np.add(root, eps))
         th = np.subtract(th, update)  # trajectory's apply_update: theta - s * m / (r + eps)
         if trace:
-            rec["theta"][i] = theta
+            rec["theta"][i] = first(theta)
+            g0 = np.broadcast_to(g, np.shape(m1))  # the gradient is common to the rows (without L2)
             if pos is None:
-                rec["g"][i], rec["m"][i], rec["v"][i], rec["v_used"][i] = g, m1, v1, v_used
-                rec["root"][i], rec["update"][i] = root, update
+                rec["g"][i], rec["m"][i], rec["v"][i], rec["v_used"][i] = first(g0), first(m1), first(v1), first(v_used)
+                rec["root"][i], rec["update"][i] = first(root), first(update)
                 touched_all[i] = True
             else:
-                rec["m"][i], rec["v"][i] = m, v
-                rec["v_used"][i] = v if vmax_before is None else vmax_before
-                for name, x in (("g", g), ("m", m1), ("v", v1), ("v_used", v_used), ("root", root),
+                rec["m"][i], rec["v"][i] = first(m), first(v)
+                rec["v_used"][i] = first(v if vmax_before is None else vmax_before)
+                for name, x in (("g", g0), ("m", m1), ("v", v1), ("v_used", v_used), ("root", root),
                                 ("update", update)):
-                    rec[name][i, pos] = x
+                    rec[name][i, pos] = first(x)
                 touched_all[i, pos] = True
         if pos is not None:
             theta, m, v = A.scatter(theta, pos, th), A.scatter(m, pos, m1), A.scatter(v, pos, v1)
         else:
             theta, m, v = th, m1, v1
-        if not trace and i + 1 in wanted:
+        if snapshots and i + 1 in wanted:
             snapshot(i + 1)
 
+    out = None
     if trace:
-        bc = [(1.0, 1.0) if s is None else (float(s[0]), float(s[1])) for s in scal]
-        return Trace(sizes, np.arange(1, T + 1), counts, lrs, np.array([b[0] for b in bc], dtype=np.float64),
+        bc = [(1.0, 1.0) if s is None else (float(first(s[0]).ravel()[0]), float(first(s[1]).ravel()[0]))
+              for s in scal]
+        out = Trace(sizes, np.arange(1, T + 1), counts, lrs, np.array([b[0] for b in bc], dtype=np.float64),
                      np.array([b[1] for b in bc], dtype=np.float64), clipnorm_fired, global_fired,
                      np.where(skipped[:, None], 0.0, G), np.where(skipped[:, None], 0.0, Gc), rec["g"],
                      rec["theta"], np.concatenate([np.zeros((min(T, 1), N)), rec["m"][:-1]]),
                      np.concatenate([np.zeros((min(T, 1), N)), rec["v"][:-1]]), rec["m"], rec["v"], rec["v_used"], rec["root"],
                      rec["update"], touched_all)
+        if not snapshots:
+            return out
+    lead = lead[:-1] + (len(held),) if both else lead
 
     def split(key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if not snaps[key]:
@@ -335,4 +363,5 @@ def _vectorized(config, d, params0, grads, held, trace, record, record_state):
     m_hi, m_lo = split("m")
     v_hi, v_lo = split("v")
     vm_hi, vm_lo = split("vmax") if config.amsgrad else (None, None)
-    return Trajectory(np.array(rows, dtype=np.int64), th_hi, th_lo, m_hi, m_lo, v_hi, v_lo, vm_hi, vm_lo, lrs)
+    trajectory_ = Trajectory(np.array(rows, dtype=np.int64), th_hi, th_lo, m_hi, m_lo, v_hi, v_lo, vm_hi, vm_lo, lrs)
+    return (out, trajectory_) if both else trajectory_

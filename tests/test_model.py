@@ -142,3 +142,41 @@ def test_undefined_combinations_are_refused_as_the_spec_refuses_them():
         model_trace(config, "pytorch-sparse", params0, grads)
     with pytest.raises(ValueError, match="lazy sparse rows with weight decay"):
         trajectory(config, "pytorch-sparse", params0, grads, arithmetic="float64")
+
+
+@pytest.mark.parametrize("name", ["dense-default", "dense-mixed-shapes", "sparse-repeated-indices", "clip-global-fires",
+                                  "amsgrad-decreasing-v", "decay-weight-l2", "decay-weight-decoupled", "decay-exponential",
+                                  "edge-nan", "dense-eps-root"])
+@pytest.mark.parametrize("dialect", ["pytorch", "keras", "optax", "pytorch-amp", "pytorch-sparse"])
+def test_trace_and_variants_in_one_pass_are_the_two_passes(name, dialect):
+    """The judge's first budget and variants of a case come from one pass, the exact model as a row beside the
+    variants: both bitwise what model_trace and model_trajectory give alone."""
+    from adamconf.reference.model import model_trace_and_variants
+
+    s = get(name)
+    if not _defined(s.config, PRESETS[dialect]):
+        pytest.skip(f"{dialect} does not define {name}'s config")
+    params0, grads = load_inputs(s)
+    grads = grads[:MAX_STEPS]
+    T = len(grads)
+    for dtype in ("float32", "float64"):
+        classes = candidates(None, dtype)
+        for round_dtype, hyper in sorted({(c.round_dtype(dtype), c.hyper) for c in classes}):
+            group = [c for c in classes if (c.round_dtype(dtype), c.hyper) == (round_dtype, hyper)]
+            held = HeldSet(held_variants(s.config, dtype, group), round_dtype, T)
+            record = list(range(0, T + 1, 2))
+            tr, traj = model_trace_and_variants(s.config, dialect, params0, grads, held, record=record,
+                                                record_state=record[::3])
+            alone = model_trace(s.config, dialect, params0, grads)
+            for field in TRACE_FIELDS:
+                assert _bits(getattr(tr, field)) == _bits(getattr(alone, field)), field
+            other = model_trajectory(s.config, dialect, params0, grads, held=held, record=record,
+                                     record_state=record[::3])
+            for field in ("steps", "theta", "theta_lo", "m", "m_lo", "v", "v_lo", "vmax", "vmax_lo", "lr"):
+                a, b = getattr(traj, field), getattr(other, field)
+                if a is None or b is None:
+                    assert a is None and b is None, field
+                elif isinstance(a, list):
+                    assert len(a) == len(b) and all(_bits(x) == _bits(y) for x, y in zip(a, b)), field
+                else:
+                    assert _bits(a) == _bits(b), field
