@@ -5,7 +5,9 @@ An adapter is any object with the attributes and the ``start`` method of
 
 1. checks ``available(device)`` (``None`` means usable; a string says why not and
    how to fix it, e.g. ``"torch is not installed: pip install 'adamconf[torch]'"``;
-   ``device`` is optional: an ``available()`` without it is accepted);
+   ``device`` is optional: an ``available()`` without it is accepted), in the process
+   that runs the case (the controller of an ``adamconf run`` asks no adapter: a
+   built-in's ``requires``, the modules it imports, says whether it is installed);
 2. calls ``start(config, params, dtype=..., device=...)`` with an ``AdamConfig``
    and the initial parameters as float64 numpy arrays whose values are exactly
    representable in ``dtype``; the adapter converts them to its own tensors;

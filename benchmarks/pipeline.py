@@ -4,16 +4,19 @@
 
 Prints, in one run:
 
+0. the main job as the README runs it: ``adamconf run`` (pytest, its xdist workers on every core, the
+   results file and the HTML report) in a subprocess, its wall time and verdict counts;
 1. the main job in process (every built-in CPU adapter available here, or the ones named, over the
    catalogue) with its breakdown by stage of ``suites.runner.run_case``: framework imports, load
    (goldens from the store), drive (the adapter stepping, ``adapters.driver.drive``), judge split
    into model and budget (computed once per scenario, dialect, dtype and class group, then cached in
    memory and in the judge's on-disk cache, ``reference/cache.py``), reading and writing that cache,
    and comparisons, and record (the case records, the results JSON and the HTML report);
-2. per framework, the same scenarios stepped through the adapter's own run in a bare loop
-   (its many-step ``run.steps`` where it has one, else ``run.step`` after ``run.step``, the
-   parameters read once at the end) against the same work through
-   adamconf (``run_case``): the harness overhead ratio, imports excluded;
+2. per framework, the same scenarios stepped through the adapter's own run in two bare loops against
+   the same work through adamconf (``run_case``: drive and judge), imports excluded: the scenario's own
+   loop ("stops": segments that end where the scenario reads the state, the state read there, each
+   step's parameters: what any conformance loop must do; the harness overhead ratio) and the freest one
+   (one ``run.steps`` over every step where the adapter has it, parameters read at the end);
 3. the time of one third-party adapter (docs/examples/numpy_adapter.py) over the whole catalogue;
 4. golden-build throughput beside the naive mpmath loop (``benchmarks/golden_throughput.py``).
 
@@ -79,6 +82,33 @@ def _instrument(totals, T):
     runner.judge_against = wrap("judge (all)", originals["judge"])
     J._cached = cached
     return originals
+
+
+def run_command(args) -> None:
+    """0. ``adamconf run`` in a subprocess, as the README's main command runs it."""
+    import json
+    import subprocess
+
+    exe = Path(sys.executable).parent / "adamconf"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(exe), "run", "--results", f"{tmp}/run.json", "--html", f"{tmp}/run.html", "-q"]
+        for flag, values in (("--adapter", args.adapter), ("--scenario", args.scenario), ("--dtype", args.dtype)):
+            for v in values or ():
+                cmd += [flag, v]
+        if args.no_cache:
+            cmd.append("--no-cache")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        counts = collections.Counter()
+        try:
+            counts.update(c["verdict"] for c in json.load(open(f"{tmp}/run.json"))["cases"])
+        except (OSError, ValueError, KeyError):
+            pass
+    print(f"0. adamconf run (the main job as the README runs it): {wall:.1f} s wall, exit status {proc.returncode}, "
+          + (", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no results file"))
+    print("   adamconf " + " ".join("RESULTS" if a.endswith("run.json") else "REPORT" if a.endswith("run.html") else a
+                                      for a in cmd[1:]))
 
 
 def main_job(adapters, scenarios, dtypes, out_dir: Path) -> None:
@@ -147,35 +177,89 @@ def _bare_loop(run, grads) -> None:
     run.params()
 
 
+def _bare_stops(run, grads, stops, state_steps) -> None:
+    """The scenario's own work, with nothing of adamconf: the steps in segments that end where the scenario
+    reads the optimizer's state (the golden's state steps), ``state()`` read there, every step's parameters
+    (``steps``' trail, or ``params()`` after each ``step``). What a hand-written conformance loop over the
+    same scenario must do; what adamconf adds to it is its contract checks, copies and the judge."""
+    t = 0
+    batching = hasattr(run, "steps")
+    for end in stops:
+        if batching and end > t + 1:
+            try:
+                run.steps(list(grads[t:end]))
+                t = end
+            except NotImplementedError:
+                batching = False
+        for row in grads[t:end]:
+            run.step(row)
+            run.params()
+        t = end
+        if end in state_steps:
+            run.state()
+
+
 def overhead(adapters, scenarios, dtype: str) -> None:
     from adamconf.adapters.driver import support
     from adamconf.golden.store import load_golden
     from adamconf.reference.dialect import resolve_dialect
-    from adamconf.suites.runner import run_case
+    from adamconf.suites import runner
 
-    print(f"\n2. harness overhead per framework ({dtype}; bare loop = the adapter's own stepping only)")
-    print(f"   {'adapter':24s} {'cases':>5s} {'bare s':>8s} {'adamconf s':>10s} {'ratio':>6s}")
+    print(f"\n2. harness overhead per framework ({dtype}; imports excluded, compiled functions and the judge's "
+          f"caches warm)")
+    print("   bare, free: the adapter's fastest loop over all the steps, parameters read at the end;")
+    print("   bare, stops: the scenario's own work, the loop broken where the state is read, the state read there;")
+    print("   adamconf: run_case (drive: the same stepping with the contract checks; judge: the comparisons)")
+    print(f"   {'adapter':24s} {'cases':>5s} {'bare free':>9s} {'bare stops':>10s} {'adamconf':>9s} {'drive':>7s} "
+          f"{'judge':>7s} {'x stops':>7s} {'x free':>7s}")
     for name, adapter in adapters:
-        bare = full = 0.0
+        free = stops_t = full = drive_t = 0.0
         n = 0
         for s in scenarios:
             if support(adapter, s, dtype, "cpu") is not None:
                 continue
             golden = load_golden(s, resolve_dialect(adapter.dialect))
+            want = "state" in adapter.features and bool(golden.state)
+            state_steps = {int(t) for t in golden.state_steps} if want else set()
+            stops = sorted(state_steps
+                           | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(golden.grads)})
+
+            def start():
+                return adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu")
+
             with np.errstate(all="ignore"):
-                run_case(adapter, s, dtype)  # warm: compiled functions and the judge's caches
-                _bare_loop(adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu"),
-                           golden.grads)  # warm: the loop lengths the bare loop compiles
+                runner.run_case(adapter, s, dtype)  # warm: compiled functions and the judge's caches
+                _bare_loop(start(), golden.grads)  # warm: the loop lengths each bare loop compiles
+                _bare_stops(start(), golden.grads, stops, state_steps)
                 t0 = time.perf_counter()
-                run = adapter.start(s.config, [p.copy() for p in golden.params0], dtype=dtype, device="cpu")
-                _bare_loop(run, golden.grads)
-                bare += time.perf_counter() - t0
+                _bare_loop(start(), golden.grads)
+                free += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                run_case(adapter, s, dtype)
-                full += time.perf_counter() - t0
+                run = start()
+                _bare_stops(run, golden.grads, stops, state_steps)
+                stops_t += time.perf_counter() - t0
+                drive = runner.drive
+                spent = [0.0]
+
+                def timed(*a, **k):
+                    t1 = time.perf_counter()
+                    try:
+                        return drive(*a, **k)
+                    finally:
+                        spent[0] += time.perf_counter() - t1
+
+                runner.drive = timed
+                try:
+                    t0 = time.perf_counter()
+                    runner.run_case(adapter, s, dtype)
+                    full += time.perf_counter() - t0
+                finally:
+                    runner.drive = drive
+                drive_t += spent[0]
             n += 1
         if n:
-            print(f"   {name:24s} {n:5d} {bare:8.2f} {full:10.2f} {full / bare:6.2f}")
+            print(f"   {name:24s} {n:5d} {free:9.2f} {stops_t:10.2f} {full:9.2f} {drive_t:7.2f} {full - drive_t:7.2f} "
+                  f"{full / stops_t:7.2f} {full / free:7.2f}")
 
 
 def third_party(scenarios) -> None:
@@ -210,14 +294,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--adapter", action="append", help="built-in adapter names (default: every available one)")
     p.add_argument("--scenario", action="append", help="scenario names or families (default: all)")
-    p.add_argument("--dtype", action="append", help="dtypes (default: float32 and float64)")
-    p.add_argument("--skip", action="append", default=[], choices=["main", "overhead", "third-party", "golden"])
+    p.add_argument("--dtype", action="append", help="dtypes (default: all four)")
+    p.add_argument("--skip", action="append", default=[],
+                   choices=["run", "main", "overhead", "third-party", "golden"])
     p.add_argument("--no-cache", action="store_true", help="without the judge's on-disk cache (as a first run)")
     args = p.parse_args(argv)
     if args.no_cache:
         from adamconf.reference import cache
 
         cache.set_enabled(False)
+    if "run" not in args.skip:
+        run_command(args)
     t0 = time.perf_counter()
     from adamconf.adapters.contract import availability
     from adamconf.adapters.registry import builtin_adapters
@@ -227,7 +314,7 @@ def main(argv=None) -> int:
     names = args.adapter or [n for n, a in found.items() if "cpu" in a.devices and availability(a, "cpu") is None]
     adapters = [(n, found[n]) for n in names]
     scenarios = catalogue.select(args.scenario)
-    dtypes = args.dtype or ["float32", "float64"]
+    dtypes = args.dtype or ["float16", "bfloat16", "float32", "float64"]
     for _, a in adapters:  # import each framework once, up front: imports are reported apart
         try:
             a.start  # noqa: B018
