@@ -10,6 +10,7 @@ sample, and compares them with the files bit for bit.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import hashlib
 import json
 import os
@@ -79,7 +80,7 @@ def build(patterns: Sequence[str] | None = None, data_dir: Path = DATA_DIR, work
     if not selected:
         raise ValueError(f"no scenario matches {list(patterns or [])}; `adamconf list scenarios` lists them")
     try:
-        manifest = read_manifest(data_dir)
+        manifest = copy.deepcopy(read_manifest(data_dir))  # changed below: not the process's shared copy
     except Exception:
         manifest = {"schema_version": MANIFEST_SCHEMA, "files": {}, "scenarios": {}}
     if patterns is None or not list(patterns):  # a full build drops scenarios no longer in the catalogue

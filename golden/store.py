@@ -174,10 +174,24 @@ class Golden:
         return pos
 
 
+_MANIFESTS: dict[Path, tuple[tuple[int, int], dict]] = {}  # path -> ((mtime_ns, size), parsed): one parse per version
+
+
 def read_manifest(data_dir: Path = DATA_DIR) -> dict:
+    """The store's manifest, checked; parsed once per process and version of the file (every case asks)."""
     path = data_dir / "manifest.json"
     if not path.is_file():
         raise GoldenError(f"no golden manifest at {path}; build the goldens with: {rebuild_command()}")
+    st = path.stat()
+    known = _MANIFESTS.get(path)
+    if known is not None and known[0] == (st.st_mtime_ns, st.st_size):
+        return known[1]
+    manifest = _parse_manifest(path)
+    _MANIFESTS[path] = ((st.st_mtime_ns, st.st_size), manifest)
+    return manifest
+
+
+def _parse_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
