@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "dialect view; a few seconds per adapter (docs/fingerprint.md)")
     group.addoption("--no-cache", action="store_true", default=False, dest="adamconf_no_cache",
                     help="neither read nor write the judge's on-disk cache of budgets and held variants "
-                         "($ADAMCONF_CACHE_DIR, default ~/.cache/adamconf/judge; ADAMCONF_NO_CACHE=1 does the "
+                         "(used only where $ADAMCONF_CACHE_DIR names a directory; ADAMCONF_NO_CACHE=1 does the "
                          "same); they are then computed once per process")
 
 

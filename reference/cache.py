@@ -2,9 +2,8 @@
 
 What the judge compares a run with depends on the scenario's inputs, the dialect, the dtype and the
 class group, never on the adapter: the float64 model's error budget (``budget.Budget``) and the
-variants of the model that hold the hyperparameters as a class does (``judge.Reference``). They are
-most of a run's cost (``README.md``, "Where the time goes"), so besides the judge's per-process cache
-they are kept here, one file per entry, content-addressed:
+variants of the model that hold the hyperparameters as a class does (``judge.Reference``). Where asked
+(below), besides the judge's per-process cache, they are kept here, one file per entry, content-addressed:
 
     key = sha256(FORMAT, the source of every reference/*.py, numpy's version, Python's, the machine,
                  the golden's content (scenario config, dialect key, inputs, recorded steps),
@@ -19,9 +18,14 @@ sees a whole file or none. After a write the directory is trimmed to its size bo
 use) first. Only what is independent of the run is cached: the per-run refit of float32 schedule
 values (``judge._fit_lr32``) is applied to the cached variants afterwards.
 
-Where: ``$ADAMCONF_CACHE_DIR``, default ``$XDG_CACHE_HOME/adamconf/judge`` (``~/.cache/adamconf/judge``).
-Off: ``adamconf run --no-cache`` or ``ADAMCONF_NO_CACHE=1``. Size bound: ``$ADAMCONF_CACHE_MAX_MB``
-(default 2048). Clearing it is deleting the directory.
+Off unless ``$ADAMCONF_CACHE_DIR`` names a directory. Since the float64 model and the budget are computed
+for every tensor and step at once (``reference/model.py``), computing a case's entries costs about what
+reading them back does, and writing them costs more (measured with torch 2.13 on a 2-core machine, the
+README's ``adamconf run --adapter torch.adam -n 0``: 24.0 s without the cache, 24.4 s writing it, 24.8 s
+reading it back, 95 MB for the numpy example's entries): the judge's per-process cache, which every adapter
+of a run shares, is what is left by default. Off even then: ``adamconf run --no-cache`` or
+``ADAMCONF_NO_CACHE=1``. Size bound: ``$ADAMCONF_CACHE_MAX_MB`` (default 2048). Clearing it is deleting
+the directory.
 """
 
 from __future__ import annotations
@@ -62,14 +66,11 @@ def set_enabled(flag: bool | None) -> None:
 
 
 def cache_dir() -> Path | None:
-    """The cache directory, or None when the cache is off."""
+    """The cache directory (``$ADAMCONF_CACHE_DIR``), or None when the cache is off (the default)."""
     if _enabled is False or (_enabled is None and os.environ.get(DISABLE_VARIABLE, "") not in ("", "0")):
         return None
     given = os.environ.get(CACHE_DIR_VARIABLE)
-    if given:
-        return Path(given).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or (os.environ.get("LOCALAPPDATA") if os.name == "nt" else None)
-    return Path(base or Path.home() / ".cache") / "adamconf" / "judge"
+    return Path(given).expanduser() if given else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -227,6 +227,18 @@ def test_the_cache_is_off_when_told(cache_dir, monkeypatch):
         cache.set_enabled(None)
 
 
+def test_the_cache_is_off_unless_a_directory_is_named(monkeypatch, tmp_path):
+    """Off by default: computing a case's budgets and variants costs what reading them back does (reference/cache.py)."""
+    monkeypatch.delenv(cache.CACHE_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv(cache.DISABLE_VARIABLE, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache.set_enabled(None)
+    assert cache.cache_dir() is None
+    _judge(_runs(_example())[0])
+    assert not any(tmp_path.rglob("*.npz"))
+
+
 def test_run_no_cache_neither_reads_nor_writes(tmp_path):
     where = tmp_path / "c"
     env = {**os.environ, cache.CACHE_DIR_VARIABLE: str(where)}
