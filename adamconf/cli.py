@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-h", "--help", action=_RunHelp, help="show this help (with the plugin's options) and exit")
     run.add_argument("-n", "--workers", default=None, metavar="N",
                      help="pytest-xdist worker processes, a number or 'auto' (default: auto when more than one "
-                          "adapter runs, else none; 0 for none); a crashed worker is recorded and replaced")
+                          "adapter runs, else one per core up to 4; 0 for none: the cases run in this process); a "
+                          "crashed worker is recorded and replaced")
     run.add_argument("--html", default=None, metavar="REPORT.html",
                      help="also write the HTML report of the run (`adamconf report`) from its results file "
                           "when the run ends")

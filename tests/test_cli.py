@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adamconf.cli import parse_args, plugin_options_help
-from adamconf.suites.command import DEFAULT_RESULTS, MAX_WORKER_RESTARTS, pytest_args
+from adamconf.suites.command import DEFAULT_RESULTS, MAX_WORKER_RESTARTS, SINGLE_ADAPTER_WORKERS, pytest_args
 from conftest import ADAMCONF
 
 PLUGIN_OPTIONS = ("--adapter", "--scenario", "--dtype", "--device", "--expectations", "--results")
@@ -43,7 +44,8 @@ def test_run_passes_everything_but_its_own_options_to_pytest_in_order():
 
 
 @pytest.mark.parametrize("argv, workers", [
-    (["run", "--adapter", "a"], "1"),                    # one adapter: one worker, so a crash costs one case
+    # one adapter: workers (a crash costs one case), one per core up to SINGLE_ADAPTER_WORKERS
+    (["run", "--adapter", "a"], str(min(SINGLE_ADAPTER_WORKERS, os.cpu_count() or 1))),
     (["run", "--adapter=a", "--adapter", "b"], "auto"),  # several: xdist decides
     (["run"], "auto"),                                   # every built-in
     (["run", "--adapter", "a", "-n", "0"], None),        # -n 0: in this process (for a debugger)

@@ -141,7 +141,8 @@ def _start_stalling_run(cwd: Path) -> tuple[subprocess.Popen, Path]:
     mark = cwd / "stalled"
     env = {**os.environ, "ADAMCONF_TEST_MARK": str(mark)}
     proc = subprocess.Popen([*ADAMCONF, "run", "--adapter", f"{FAULTS}:Stalls", "--scenario", SCENARIO,
-                             "--scenario", "dense-default", "--results", "results.json"],
+                             "--scenario", "dense-default", "--results", "results.json",
+                             "-n", "1"],  # one worker: its third case is the one that stalls
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 120
