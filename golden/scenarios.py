@@ -25,7 +25,7 @@ from adamconf.reference.dialect import AXES, PRESETS, Dialect
 
 from .inputs import Inputs
 
-__all__ = ["CATALOGUE", "FAMILIES", "Scenario", "get", "select"]
+__all__ = ["CATALOGUE", "FAMILIES", "Scenario", "closed_loop", "get", "select"]
 
 FAMILIES = ("dense", "edge", "sparse", "clipping", "amsgrad", "decay", "roundtrip", "dtypes", "long")
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -313,6 +313,17 @@ CATALOGUE: tuple[Scenario, ...] = (
 
 _BY_NAME = {s.name: s for s in CATALOGUE}
 assert len(_BY_NAME) == len(CATALOGUE), "duplicate scenario names"
+
+
+def closed_loop(name: str, config: AdamConfig, shapes: Iterable[tuple[int, ...]], steps: int) -> Scenario:
+    """The scenario of inputs that one run made (gradients a framework computed from its own parameters).
+
+    No generator makes them again, so its golden is computed when it is judged
+    (``golden.store.Golden.from_trajectory``) and never stored.
+    """
+    return Scenario(name=name, family="closed-loop", description="inputs of one run, fed back open-loop",
+                    config=config, shapes=tuple(tuple(int(n) for n in s) for s in shapes), steps=steps,
+                    inputs=Inputs("closed-loop", 0))
 
 
 def get(name: str) -> Scenario:

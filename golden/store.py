@@ -167,6 +167,26 @@ class Golden:
     theta_lo: list[np.ndarray]
     state: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]
 
+    @classmethod
+    def from_arrays(cls, scenario: Scenario, dialect_key: str, params0: list[np.ndarray], grads: list[list],
+                    a: Mapping[str, np.ndarray]) -> "Golden":
+        """A golden from its inputs and its trajectory's arrays (``trajectory_arrays``, as stored)."""
+        n = len(params0)
+        state = {}
+        for key in ("m", "v", "vmax"):
+            if f"{key}/0/hi" in a or (n and f"{key}/{n - 1}/hi" in a):
+                state[key] = ([a[f"{key}/{k}/hi"] for k in range(n)], [a[f"{key}/{k}/lo"] for k in range(n)])
+        return cls(scenario, dialect_key, params0, grads, np.asarray(a["steps"]), np.asarray(a["state_steps"]),
+                   np.asarray(a["lr"]), [a[f"theta/{k}/hi"] for k in range(n)],
+                   [a[f"theta/{k}/lo"] for k in range(n)], state)
+
+    @classmethod
+    def from_trajectory(cls, scenario: Scenario, dialect_key: str, params0: list[np.ndarray], grads: list[list],
+                        tr: Trajectory, state_steps: Sequence[int] = ()) -> "Golden":
+        """A golden made now: the inputs and their exact trajectory ``tr`` (``reference.adam.trajectory``), with
+        the state (m, v, vmax) of ``state_steps``; the same record ``load_golden`` reads from the store."""
+        return cls.from_arrays(scenario, dialect_key, params0, grads, trajectory_arrays(tr, state_steps))
+
     def row(self, t: int) -> int:
         pos = int(np.searchsorted(self.steps, t))
         if pos >= len(self.steps) or self.steps[pos] != t:
@@ -281,11 +301,4 @@ def load_golden(scenario: Scenario, dialect: Dialect, data_dir: Path = DATA_DIR,
         raise GoldenError(f"no golden of scenario {scenario.name!r} in dialect {key!r} (have: {known}); "
                           f"if the catalogue changed, rebuild with: {rebuild_command(scenario.name)}")
     params0, grads = load_inputs(scenario, data_dir, manifest)
-    a = _checked_load(data_dir, manifest, scenario.name, rel)
-    n = len(params0)
-    state = {}
-    for key_ in ("m", "v", "vmax"):
-        if f"{key_}/0/hi" in a or (n and f"{key_}/{n - 1}/hi" in a):
-            state[key_] = ([a[f"{key_}/{k}/hi"] for k in range(n)], [a[f"{key_}/{k}/lo"] for k in range(n)])
-    return Golden(scenario, key, params0, grads, a["steps"], a["state_steps"], a["lr"],
-                  [a[f"theta/{k}/hi"] for k in range(n)], [a[f"theta/{k}/lo"] for k in range(n)], state)
+    return Golden.from_arrays(scenario, key, params0, grads, _checked_load(data_dir, manifest, scenario.name, rel))

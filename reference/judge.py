@@ -781,7 +781,7 @@ def judge_against(golden, dialect, theta_run, dtype: str, *, states: dict | None
                   bias_check: bool = False, cache: bool = True) -> Assessment:
     """Judge a run (theta after every step 0..T, per tensor) against every class ``declared`` allows.
 
-    golden: a ``golden.store.Golden`` (or any object with its fields). cache: keep the budgets and
+    golden: a ``golden.store.Golden`` (from the store, or ``Golden.from_trajectory`` for inputs made now). cache: keep the budgets and
     variants of (scenario, dialect, dtype) for the next run of the same case (catalogue scenarios,
     whose inputs are fixed by their name); False for inputs of this run alone (closed loop).
     """

@@ -24,7 +24,6 @@ skip with the reason instead of silence.
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -153,6 +152,8 @@ def assert_follows_reference(subject: ApiSubject, config: Any, theta_run: Sequen
     trajectory), as for any case of the conformance suites.
     """
     __tracebackhide__ = True
+    from adamconf.golden.scenarios import closed_loop
+    from adamconf.golden.store import Golden
     from adamconf.reference.adam import trajectory
     from adamconf.reference.judge import judge_against
 
@@ -161,10 +162,8 @@ def assert_follows_reference(subject: ApiSubject, config: Any, theta_run: Sequen
     params0 = [th[0] for th in theta_run]
     exact = trajectory(config, dialect, params0, grads)
     label = dialect if isinstance(dialect, str) else dialect.key()
-    golden = types.SimpleNamespace(scenario=types.SimpleNamespace(name=f"api:{path}", config=config),
-                                   dialect_key=label, params0=params0, grads=grads,
-                                   steps=exact.steps, theta_hi=exact.theta, theta_lo=exact.theta_lo, state={},
-                                   state_steps=np.array([], dtype=np.int64))
+    scenario = closed_loop(f"api:{path}", config, [p.shape for p in params0], len(grads))
+    golden = Golden.from_trajectory(scenario, label, params0, grads, exact)
     verdict = judge_against(golden, dialect, theta_run, dtype, declared=getattr(subject.adapter, "path_class", None),
                             cache=False)  # closed loop: these gradients are this run's own
     if not verdict.passed:

@@ -86,8 +86,7 @@ def _computed_reference(name: str, key: str, data_dir: str) -> Golden:
     params0, grads = load_inputs(scenario, Path(data_dir))
     tr = trajectory(scenario.config, Dialect.from_key(key), params0, grads, dps=REFERENCE_DPS,
                     record=scenario.recorded_steps())
-    return Golden(scenario, key, params0, grads, tr.steps, np.asarray([], dtype=np.int64), tr.lr,
-                  tr.theta, tr.theta_lo, {})
+    return Golden.from_trajectory(scenario, key, params0, grads, tr)
 
 
 def _reference(scenario: Scenario, dialect: Dialect, data_dir: Path, manifest: dict) -> tuple[Golden, str]:

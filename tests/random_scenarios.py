@@ -53,7 +53,7 @@ from adamconf.adapters.driver import classify, drive, support
 from adamconf.golden.build import DPS
 from adamconf.golden.inputs import Inputs, generate, representable
 from adamconf.golden.scenarios import Scenario
-from adamconf.golden.store import Golden, trajectory_arrays
+from adamconf.golden.store import Golden
 from adamconf.reference.adam import trajectory
 from adamconf.reference.config import AdamConfig, ExponentialDecay, PiecewiseConstant
 from adamconf.reference.dialect import Dialect, resolve_dialect
@@ -380,15 +380,7 @@ def _golden(s: Scenario, dialect: Dialect) -> Golden:
     with np.errstate(all="ignore"):
         tr = trajectory(s.config, p, params0, grads, dps=DPS, record=s.recorded_steps(),
                         record_state=s.state_steps())
-    a = trajectory_arrays(tr, s.state_steps())
-    n = len(params0)
-    state = {}
-    for key in ("m", "v", "vmax"):
-        if f"{key}/0/hi" in a or (n and f"{key}/{n - 1}/hi" in a):
-            state[key] = ([a[f"{key}/{k}/hi"] for k in range(n)], [a[f"{key}/{k}/lo"] for k in range(n)])
-    return Golden(s, s.dialect_key(dialect), params0, grads, np.asarray(a["steps"]), np.asarray(a["state_steps"]),
-                  np.asarray(a["lr"]), [a[f"theta/{k}/hi"] for k in range(n)], [a[f"theta/{k}/lo"] for k in range(n)],
-                  state)
+    return Golden.from_trajectory(s, s.dialect_key(dialect), params0, grads, tr, s.state_steps())
 
 
 def golden_for(example: "Example | Scenario", dialect: "str | Dialect") -> Golden:

@@ -4,7 +4,6 @@ dialect-separating scenario separates its dialects by more than ten float32 budg
 
 from __future__ import annotations
 
-import types
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adamconf.golden import scenarios as catalogue
-from adamconf.golden.store import load_golden
+from adamconf.golden.scenarios import closed_loop
+from adamconf.golden.store import Golden, load_golden
 from adamconf.reference import AdamConfig, Dialect, trajectory
 from adamconf.reference.budget import compute_budget
 from adamconf.reference.dialect import AXES, PRESETS
@@ -241,10 +241,7 @@ def test_correct_implementations_pass_over_random_configurations(lr, beta1, beta
         run.step(row)
         thetas.append(run.params())
     theta_run = [np.stack([th[k] for th in thetas]).astype(np.float64) for k in range(len(shapes))]
-    golden = types.SimpleNamespace(
-        scenario=types.SimpleNamespace(name="random", config=cfg), dialect_key=dialect.key(), params0=params0,
-        grads=grads, steps=tr.steps, theta_hi=tr.theta, theta_lo=tr.theta_lo, state={},
-        state_steps=np.array([], dtype=np.int64))
+    golden = Golden.from_trajectory(closed_loop("random", cfg, shapes, len(grads)), dialect.key(), params0, grads, tr)
     a = judge_against(golden, dialect, theta_run, dtype, cache=False)
     assert a.passed, a.message()
 
