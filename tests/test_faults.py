@@ -137,6 +137,17 @@ def test_a_mutating_adapter_does_not_corrupt_the_next_case(tmp_path):
 
 
 # -- interrupts --------------------------------------------------------------------------------------
+def _sigint_as_from_a_terminal() -> None:
+    """In the child, before exec: SIGINT's default action, which Python turns into KeyboardInterrupt.
+
+    A command that a non-interactive shell starts in the background (``cmd &``, as CI runners and
+    ``nohup`` do) inherits SIGINT ignored, and a process that ignores it at start keeps ignoring it
+    (POSIX; CPython installs its handler only over the default): the run would never see the Ctrl-C
+    this test sends. The run under test is put back in the state a terminal gives it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_stalling_run(cwd: Path) -> tuple[subprocess.Popen, Path]:
     mark = cwd / "stalled"
     env = {**os.environ, "ADAMCONF_TEST_MARK": str(mark)}
@@ -144,7 +155,7 @@ def _start_stalling_run(cwd: Path) -> tuple[subprocess.Popen, Path]:
                              "--scenario", "dense-default", "--results", "results.json",
                              "-n", "1"],  # one worker: its third case is the one that stalls
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_sigint_as_from_a_terminal)
     deadline = time.monotonic() + 120
     while not mark.exists():  # two cases judged, the third stalls
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
