@@ -167,6 +167,5 @@ def assert_follows_reference(subject: ApiSubject, config: Any, theta_run: Sequen
     verdict = judge_against(golden, dialect, theta_run, dtype, declared=getattr(subject.adapter, "path_class", None),
                             cache=False)  # closed loop: these gradients are this run's own
     if not verdict.passed:
-        label = dialect if isinstance(dialect, str) else dialect.key()
         pytest.fail(f"{subject.name}: {path} ({len(grads)} steps, {dtype}, {config}) leaves the error budget of "
                     f"the exact {label!r} trajectory:\n{verdict.message()}", pytrace=False)

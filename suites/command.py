@@ -73,7 +73,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         # cases are split over up to SINGLE_ADAPTER_WORKERS of them (each imports the framework once: on two
         # cores, adamconf run --adapter torch.adam took 20 s with two workers against 30 s with one)
         workers = ("auto" if len(_values(given, "--adapter")) != 1
-                   else str(max(1, min(SINGLE_ADAPTER_WORKERS, os.cpu_count() or 1))))
+                   else str(min(SINGLE_ADAPTER_WORKERS, os.cpu_count() or 1)))
     if str(workers) not in ("0", ""):
         out += ["-n", str(workers)]
         if not _values(given, "--dist"):
