@@ -310,6 +310,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
+        # before any framework is imported (collection imports the adapters): this worker's share of the cores
+        from adamconf.suites.threads import share_cores
+
+        share_cores(workerinput.get("workercount", 1))
         if workerinput.get("adamconf_faults"):
             session.worker_log = isolation.WorkerLog(
                 isolation.FaultLogs.at(workerinput["adamconf_faults"]).for_worker(workerinput["workerid"]))
