@@ -134,12 +134,22 @@ class Server:
         return {}
 
     def steps(self, request: dict) -> dict:
-        """Many steps in one request: the parameters after each, stacked (the run's own ``steps`` if it has one)."""
+        """Many steps in one request: the parameters after each, stacked (the run's own ``steps`` if it has one).
+
+        A run that cannot batch these rows (no ``steps``, or NotImplementedError from it, which the contract
+        requires before any step is taken) is stepped here, one row at a time, as the harness would step it:
+        the same calls, without a request and a reply per step (Keras 3 on JAX, eager: 0.75 ms of its
+        3.1 ms a step).
+        """
         run = self._run(request)
         rows = [[decode_grad(g) for g in row] for row in request["rows"]]
+        stacked = None
         if hasattr(run, "steps"):
-            stacked = [np.asarray(a) for a in run.steps(rows)]
-        else:
+            try:
+                stacked = [np.asarray(a) for a in run.steps(rows)]
+            except NotImplementedError:
+                pass
+        if stacked is None:
             trail = []
             for row in rows:
                 run.step(row)

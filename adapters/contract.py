@@ -38,8 +38,9 @@ parameters after each of them stacked along a new leading axis, ``(len(rows), *s
 runs) use it to leave the framework once per segment instead of once per step. The
 harness calls it between the steps where it needs ``state()`` or a round trip, and checks
 what it returns as it checks ``params()``; ``run.step`` must still work, for the rest. It
-may raise ``NotImplementedError`` for rows it cannot batch (sparse entries), and the
-harness then steps those rows one by one.
+may raise ``NotImplementedError`` for rows it cannot batch (sparse entries), before it
+takes any of their steps, and the harness then steps those rows one by one (the bridge's
+child does so itself, without a round trip per step).
 
 Feature vocabulary (``FEATURES``) names what a scenario needs; a case whose
 scenario needs a feature the adapter lacks is skipped with that reason.

@@ -167,6 +167,46 @@ def test_the_child_keeps_its_own_frameworks_while_this_process_uses_tensorflow(c
     assert "tensorflow" in sys.modules
 
 
+BATCHLESS = """
+import sys
+sys.path.insert(0, {examples!r})
+from numpy_adapter import NumpyAdam, NumpyAdamRun
+
+
+class Refusing(NumpyAdamRun):
+    def steps(self, rows):
+        raise NotImplementedError("this run steps one row at a time")
+
+
+class Batchless(NumpyAdam):
+    name = "batchless"
+
+    def start(self, config, params, *, dtype, device):
+        return (Refusing if self.refuse else NumpyAdamRun)(config, params, dtype)
+"""
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["no-steps", "steps-refused"])
+def test_the_child_steps_what_its_run_cannot_batch(refuse, tmp_path, closing):
+    """A run without ``steps``, or whose ``steps`` raises NotImplementedError, is stepped row by row in the
+    child (one request for all rows): the same parameters, bitwise, as a step request per row."""
+    (tmp_path / "batchless.py").write_text(BATCHLESS.format(examples=str(REPO / "docs" / "examples"))
+                                           + f"\nBatchless.refuse = {refuse}\n")
+    bridged = BridgedAdapter(f"{tmp_path / 'batchless.py'}:Batchless", timeout_s=60)
+    closing.append(bridged)
+    params, grads = _inputs(5)
+    config = AdamConfig(lr=0.01)
+    one_by_one = bridged.start(config, params, dtype="float32", device="cpu")
+    trail = []
+    for g in grads:
+        one_by_one.step(g)
+        trail.append(one_by_one.params())
+    batched = bridged.start(config, params, dtype="float32", device="cpu").steps(grads)
+    assert [a.shape for a in batched] == [(5, *shape) for shape in SHAPES]
+    for k in range(len(SHAPES)):
+        assert np.array_equal(batched[k], np.stack([after[k] for after in trail]))
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_keras3_on_another_backend_through_the_bridge(backend, closing):
     """keras.<backend>.adam: Keras 3 with KERAS_BACKEND=<backend> in a child, while this process
