@@ -219,7 +219,7 @@ def overhead(adapters, scenarios, dtype: str) -> None:
             if support(adapter, s, dtype, "cpu") is not None:
                 continue
             golden = load_golden(s, resolve_dialect(adapter.dialect))
-            want = "state" in adapter.features and bool(golden.state)
+            want = "state" in adapter.features and len(golden.state_steps) > 0
             state_steps = {int(t) for t in golden.state_steps} if want else set()
             stops = sorted(state_steps
                            | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(golden.grads)})

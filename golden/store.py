@@ -139,59 +139,72 @@ def arrays_to_inputs(arrays: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray]
 
 
 # -- trajectories ------------------------------------------------------------------------------
-def trajectory_arrays(tr: Trajectory, state_steps: Sequence[int]) -> dict[str, np.ndarray]:
-    rows = np.array([tr.index(t) for t in state_steps], dtype=np.int64)
-    arrays = {"steps": tr.steps, "state_steps": np.asarray(state_steps, dtype=np.int64), "lr": tr.lr}
+def trajectory_arrays(tr: Trajectory, state_steps: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """A trajectory as the store's named arrays, with the moments of ``state_steps`` (default: those it has)."""
+    if state_steps is not None:
+        tr = tr.with_state_at(state_steps)
+    arrays = {"steps": tr.steps, "state_steps": np.asarray(tr.recorded_state_steps(), dtype=np.int64), "lr": tr.lr}
+    moments = tr.moments()
     for k in range(len(tr.theta)):
         arrays[f"theta/{k}/hi"], arrays[f"theta/{k}/lo"] = tr.theta[k], tr.theta_lo[k]
-        for key in ("m", "v", "vmax"):
-            hi = getattr(tr, key)
-            if hi is not None:
-                arrays[f"{key}/{k}/hi"] = hi[k][rows]
-                arrays[f"{key}/{k}/lo"] = getattr(tr, key + "_lo")[k][rows]
+        for key, (hi, lo) in moments.items():
+            arrays[f"{key}/{k}/hi"], arrays[f"{key}/{k}/lo"] = hi[k], lo[k]
     return arrays
+
+
+def arrays_trajectory(a: Mapping[str, np.ndarray], n: int) -> Trajectory:
+    """The inverse of ``trajectory_arrays`` for ``n`` tensors."""
+    def pair(key: str, needed: bool) -> tuple[list | None, list | None]:
+        if n and f"{key}/{n - 1}/hi" not in a:
+            if needed:
+                raise KeyError(f"{key}/{n - 1}/hi")
+            return None, None
+        return [a[f"{key}/{k}/hi"] for k in range(n)], [a[f"{key}/{k}/lo"] for k in range(n)]
+
+    (m, m_lo), (v, v_lo), (vmax, vmax_lo) = pair("m", True), pair("v", True), pair("vmax", False)
+    return Trajectory(np.asarray(a["steps"]), [a[f"theta/{k}/hi"] for k in range(n)],
+                      [a[f"theta/{k}/lo"] for k in range(n)], m, m_lo, v, v_lo, vmax, vmax_lo, np.asarray(a["lr"]),
+                      np.asarray(a["state_steps"]))
 
 
 @dataclass
 class Golden:
-    """A scenario's inputs and its exact trajectory in one dialect."""
+    """A scenario's inputs and their exact trajectory in one dialect (``record``: theta at ``record.steps``,
+    the moments at ``record.state_steps``): the one record type of a trajectory, with its inputs."""
 
     scenario: Scenario
     dialect_key: str
     params0: list[np.ndarray]
     grads: list[list]
-    steps: np.ndarray
-    state_steps: np.ndarray
-    lr: np.ndarray
-    theta_hi: list[np.ndarray]
-    theta_lo: list[np.ndarray]
-    state: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]
+    record: Trajectory
 
     @classmethod
     def from_arrays(cls, scenario: Scenario, dialect_key: str, params0: list[np.ndarray], grads: list[list],
                     a: Mapping[str, np.ndarray]) -> "Golden":
         """A golden from its inputs and its trajectory's arrays (``trajectory_arrays``, as stored)."""
-        n = len(params0)
-        state = {}
-        for key in ("m", "v", "vmax"):
-            if f"{key}/0/hi" in a or (n and f"{key}/{n - 1}/hi" in a):
-                state[key] = ([a[f"{key}/{k}/hi"] for k in range(n)], [a[f"{key}/{k}/lo"] for k in range(n)])
-        return cls(scenario, dialect_key, params0, grads, np.asarray(a["steps"]), np.asarray(a["state_steps"]),
-                   np.asarray(a["lr"]), [a[f"theta/{k}/hi"] for k in range(n)],
-                   [a[f"theta/{k}/lo"] for k in range(n)], state)
+        return cls(scenario, dialect_key, params0, grads, arrays_trajectory(a, len(params0)))
 
     @classmethod
     def from_trajectory(cls, scenario: Scenario, dialect_key: str, params0: list[np.ndarray], grads: list[list],
                         tr: Trajectory, state_steps: Sequence[int] = ()) -> "Golden":
         """A golden made now: the inputs and their exact trajectory ``tr`` (``reference.adam.trajectory``), with
-        the state (m, v, vmax) of ``state_steps``; the same record ``load_golden`` reads from the store."""
-        return cls.from_arrays(scenario, dialect_key, params0, grads, trajectory_arrays(tr, state_steps))
+        the moments of ``state_steps``; the same record ``load_golden`` reads from the store."""
+        return cls(scenario, dialect_key, params0, grads, tr.with_state_at(state_steps))
+
+    # where the golden is recorded: what a driver asks of it
+    @property
+    def steps(self) -> np.ndarray:
+        return self.record.steps
+
+    @property
+    def state_steps(self) -> np.ndarray:
+        return self.record.recorded_state_steps()
 
     def row(self, t: int) -> int:
-        pos = int(np.searchsorted(self.steps, t))
-        if pos >= len(self.steps) or self.steps[pos] != t:
-            raise KeyError(f"step {t} is not recorded in golden {self.scenario.name}/{self.dialect_key}")
-        return pos
+        try:
+            return self.record.index(t)
+        except KeyError:
+            raise KeyError(f"step {t} is not recorded in golden {self.scenario.name}/{self.dialect_key}") from None
 
 
 _MANIFESTS: dict[Path, tuple[tuple[int, int], dict]] = {}  # path -> ((mtime_ns, size), parsed): one parse per version

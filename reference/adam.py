@@ -40,7 +40,7 @@ hyperparameters to its own dtype is not modelled here: the error budget does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -58,10 +58,13 @@ TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / 
 
 @dataclass
 class Trajectory:
-    """A recorded trajectory: state after each step in ``steps`` (0 = initial state).
+    """A recorded trajectory: theta after each step in ``steps`` (0 = initial state), the moments
+    (m, v, vmax) after each step in ``state_steps``.
 
-    ``theta[k]`` has shape (len(steps), *shape_k); ``*_lo`` hold the low parts of
-    the double-double values (zeros for the float64 arithmetic).
+    ``theta[k]`` has shape (len(steps), *shape_k), ``m[k]`` (len(state_steps), *shape_k); ``*_lo`` hold
+    the low parts of the double-double values (zeros for the float64 arithmetic). ``state_steps`` None:
+    the moments are recorded at ``steps`` (what ``trajectory`` makes); a golden keeps them at its own
+    state steps only (``with_state_at``).
     """
 
     steps: np.ndarray
@@ -74,13 +77,41 @@ class Trajectory:
     vmax: list[np.ndarray] | None = None
     vmax_lo: list[np.ndarray] | None = None
     lr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # lr_t at each step 1..T
+    state_steps: np.ndarray | None = None  # the steps of m's rows (None: ``steps``)
 
     def index(self, t: int) -> int:
-        """Row of step t in the recorded arrays."""
-        pos = int(np.searchsorted(self.steps, t))
-        if pos >= len(self.steps) or self.steps[pos] != t:
-            raise KeyError(f"step {t} was not recorded (recorded: {self.steps[:8].tolist()}...)")
-        return pos
+        """Row of step t in theta."""
+        return _row(self.steps, t)
+
+    def state_index(self, t: int) -> int:
+        """Row of step t in m, v and vmax."""
+        return _row(self.steps if self.state_steps is None else self.state_steps, t)
+
+    def recorded_state_steps(self) -> np.ndarray:
+        """The steps whose moments are recorded."""
+        return np.asarray(self.steps if self.state_steps is None else self.state_steps)
+
+    def with_state_at(self, state_steps: Sequence[int]) -> "Trajectory":
+        """The same trajectory with the moments of ``state_steps`` only (each one recorded here)."""
+        rows = np.array([self.state_index(int(t)) for t in state_steps], dtype=np.int64)
+        pick = lambda xs: None if xs is None else [x[rows] for x in xs]  # noqa: E731
+        return replace(self, m=pick(self.m), m_lo=pick(self.m_lo), v=pick(self.v), v_lo=pick(self.v_lo),
+                       vmax=pick(self.vmax), vmax_lo=pick(self.vmax_lo),
+                       state_steps=np.asarray(state_steps, dtype=np.int64))
+
+    def moments(self) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+        """{"m": (hi, lo), "v": ..., "vmax": ...} per tensor at the state steps; vmax only where recorded."""
+        out = {"m": (self.m, self.m_lo), "v": (self.v, self.v_lo)}
+        if self.vmax is not None:
+            out["vmax"] = (self.vmax, self.vmax_lo)
+        return out
+
+
+def _row(steps: np.ndarray, t: int) -> int:
+    pos = int(np.searchsorted(steps, t))
+    if pos >= len(steps) or steps[pos] != t:
+        raise KeyError(f"step {t} was not recorded (recorded: {np.asarray(steps)[:8].tolist()}...)")
+    return pos
 
 
 @dataclass

@@ -654,7 +654,8 @@ def _cached(key: tuple | None, make, golden=None):
 
 
 def _golden_reference(golden) -> Reference:
-    return Reference("exact", None, golden.theta_hi, golden.theta_lo, dict(golden.state), True)
+    rec = golden.record
+    return Reference("exact", None, rec.theta, rec.theta_lo, rec.moments(), True)
 
 
 def _variant_references(golden, dialect, dtype: str, round_dtype: str, classes: list[PathClass], *,
@@ -793,13 +794,13 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
     out = Assessment()
     s = golden.scenario
     steps = np.asarray(golden.steps)
-    n = len(golden.theta_hi)
+    n = len(golden.record.theta)
     run_all = [np.asarray(th, dtype=np.float64) for th in theta_run]
     T = run_all[0].shape[0] - 1 if n else len(golden.grads)
     if n and steps[-1] > T:
         out.failures.append(f"the run has {T} steps, the golden {int(steps[-1])}")
         return out
-    for step, msg in nonfinite_pattern(golden.theta_hi, [r[steps] for r in run_all], steps):
+    for step, msg in nonfinite_pattern(golden.record.theta, [r[steps] for r in run_all], steps):
         out.failures.append(msg)
         out.first_failing_step = step if out.first_failing_step is None else min(out.first_failing_step, step)
     classes = candidates(declared, dtype)

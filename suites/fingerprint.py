@@ -99,7 +99,7 @@ def _reference(scenario: Scenario, dialect: Dialect, data_dir: Path, manifest: d
 
 def _same_trajectory(a: Golden, b: Golden) -> bool:
     """Whether two exact trajectories agree far below any dtype's budget."""
-    for ahi, alo, bhi, blo in zip(a.theta_hi, a.theta_lo, b.theta_hi, b.theta_lo):
+    for ahi, alo, bhi, blo in zip(a.record.theta, a.record.theta_lo, b.record.theta, b.record.theta_lo):
         with np.errstate(invalid="ignore"):
             diff = np.abs((ahi - bhi) + (alo - blo))
         scale = np.maximum(np.abs(ahi), np.abs(bhi))

@@ -76,7 +76,7 @@ def run_case(adapter: Any, scenario: Scenario, dtype: str, device: str = "cpu", 
         outcome.message = reason
         return outcome
     golden = load_golden(scenario, dialect, data_dir, manifest)
-    want_state = "state" in adapter.features and bool(golden.state)
+    want_state = "state" in adapter.features and len(golden.state_steps) > 0
     try:
         driven = drive(adapter, scenario, golden.params0, golden.grads, dtype, device,
                        state_steps=golden.state_steps if want_state else ())

@@ -179,7 +179,7 @@ def _separation(s, axis, a, b):
     dialects = dict(zip(dict(s.separates)[axis], s.separated(axis)))
     ga, gb = load_golden(s, dialects[a]), load_golden(s, dialects[b])
     db = dialects[b]
-    return max(v for v in judge_against(gb, db, ga.theta_hi, "float32").raw.values() if v is not None)
+    return max(v for v in judge_against(gb, db, ga.record.theta, "float32").raw.values() if v is not None)
 
 
 @pytest.mark.parametrize("name,axis,a,b", [
@@ -200,7 +200,7 @@ def test_every_axis_has_a_separating_scenario():
 def test_weight_decay_modes_separate():
     l2, dec = catalogue.get("decay-weight-l2"), catalogue.get("decay-weight-decoupled")
     g_l2, g_dec = load_golden(l2, PRESETS["pytorch"]), load_golden(dec, PRESETS["pytorch"])
-    a = judge_against(g_l2, "pytorch", g_dec.theta_hi, "float32")
+    a = judge_against(g_l2, "pytorch", g_dec.record.theta, "float32")
     assert max(v for v in a.raw.values() if v is not None) > 10
 
 

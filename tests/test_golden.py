@@ -49,12 +49,12 @@ def test_every_preset_has_its_golden():
             if preset.sparse_rows == "lazy" and not s.sparse:
                 continue
             g = load_golden(s, preset, manifest=manifest)
-            assert g.theta_hi[0].shape[0] == len(s.recorded_steps())
+            assert g.record.theta[0].shape[0] == len(s.recorded_steps())
 
 
 def test_golden_is_double_double():
     g = load_golden(catalogue.get("dense-default"), PRESETS["pytorch"])
-    hi, lo = g.theta_hi[0][1:], g.theta_lo[0][1:]
+    hi, lo = g.record.theta[0][1:], g.record.theta_lo[0][1:]
     assert np.any(lo != 0)
     assert np.all(np.abs(lo) <= np.spacing(np.abs(hi)) / 2)
 

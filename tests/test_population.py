@@ -219,7 +219,7 @@ def test_float64_trajectory_is_exact_to_rounding(key, label, scenario):
         tr = trajectory(cfg, d, g.params0, g.grads, dps=34)
         exact = [tr.theta[k][g.steps] + tr.theta_lo[k][g.steps] for k in range(len(theta))]
     else:
-        exact = [hi + lo for hi, lo in zip(g.theta_hi, g.theta_lo)]
+        exact = [hi + lo for hi, lo in zip(g.record.theta, g.record.theta_lo)]
     assert _update_error_ulps(theta, g.steps, exact, "float64") < 100
 
 
