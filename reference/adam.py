@@ -85,7 +85,7 @@ class Trajectory:
 
     def state_index(self, t: int) -> int:
         """Row of step t in m, v and vmax."""
-        return _row(self.steps if self.state_steps is None else self.state_steps, t)
+        return _row(self.recorded_state_steps(), t)
 
     def recorded_state_steps(self) -> np.ndarray:
         """The steps whose moments are recorded."""

@@ -5,7 +5,7 @@ Every framework sizes its own thread pools for the whole machine: torch's intra-
 worker per core, the pools of two workers contend for the same cores, and OpenMP's
 threads spin while they wait: on this project's 2-core machine
 ``adamconf run --adapter torch.sparse_adam --scenario long-float16-3000 -n 2`` spent
-36 s in each of its two 3,000-step cases against 5.8 s with one thread per worker
+36 s in each of its two 3,000-step cases against 5 s with one thread per worker
 (SparseAdam's ``coalesce``/``sparse_mask`` enter a parallel region on every step).
 
 The tensors of the catalogue are small (at most a few hundred elements), so a single
@@ -51,7 +51,7 @@ def share_cores(workers: int, environ: dict | None = None) -> int:
     for name in THREAD_VARIABLES:
         env.setdefault(name, str(threads))
     torch = sys.modules.get("torch")
-    if torch is not None and environ is None and "OMP_NUM_THREADS" in env:
+    if torch is not None and environ is None:
         try:
             torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
         except (ValueError, RuntimeError):  # a user's value torch does not take: theirs to fix, not a failure here
