@@ -138,8 +138,8 @@ class Server:
 
         A run that cannot batch these rows (no ``steps``, or NotImplementedError from it, which the contract
         requires before any step is taken) is stepped here, one row at a time, as the harness would step it:
-        the same calls, without a request and a reply per step (Keras 3 on JAX, eager: 0.75 ms of its
-        3.1 ms a step).
+        the same calls, without a request and a reply per step (Keras 3 on JAX, eager, 2,000 steps:
+        6.2 s with a request per step, 4.3 s in one).
         """
         run = self._run(request)
         rows = [[decode_grad(g) for g in row] for row in request["rows"]]
