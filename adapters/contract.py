@@ -13,7 +13,9 @@ An adapter is any object with the attributes and the ``start`` method of
    representable in ``dtype``; the adapter converts them to its own tensors;
 3. calls ``run.step(grads)`` once per step with one entry per parameter: a
    float64 numpy array (exact in ``dtype``) or a ``SparseGrad`` (row-sparse,
-   indices may repeat and must be summed), then ``run.params()``, which returns
+   indices may repeat and must be summed), which it must not write into (they are the
+   harness's copies, checked against the golden's rows; copy one before changing it in
+   place, as an in-place clip would), then ``run.params()``, which returns
    the parameters as numpy arrays holding exactly the implementation's values
    (float16/float32/float64 as themselves; bfloat16 widened to float32, exact).
 

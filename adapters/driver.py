@@ -184,19 +184,55 @@ def _check_unchanged(given: Sequence[Any], original: Sequence[Any], what: str) -
                     f"passes are its own: copy them before changing them")
 
 
-def _many(run: Any, rows: Sequence[Any], shapes: Sequence[tuple], dtype: str, first: int, *,
-          finite: bool = False) -> list[list[np.ndarray]] | None:
-    """``run.steps(rows)`` checked like ``params()``: the parameters after each row; None if it cannot batch them."""
-    given = [_fresh(row) for row in rows]
+class _Given:
+    """The gradients handed to a run: harness-owned copies, so that what the run does to them cannot reach
+    the golden or a twin, checked afterwards against the golden's rows (the run must not write into them).
+
+    Dense inputs are copied once per case into one (T, *shape) block per tensor; the run gets views of
+    its rows and a segment is checked with one comparison per tensor (a copy and a comparison per gradient
+    per step cost about as much as the numpy example's own step). A row with a sparse gradient is copied
+    and checked alone (``_fresh``, ``_check_unchanged``).
+    """
+
+    def __init__(self, grads: Sequence[Sequence[Any]]) -> None:
+        self.grads = grads
+        dense = all(not isinstance(g, SparseGrad) for row in grads for g in row)
+        n = len(grads[0]) if grads else 0
+        self.golden = ([np.stack([np.asarray(row[k]) for row in grads]) for k in range(n)]
+                       if dense and grads else None)
+        self.blocks = None if self.golden is None else [g.copy() for g in self.golden]
+        self._fresh: dict[int, list[Any]] = {}
+
+    def row(self, t: int) -> list[Any]:
+        """What step t (1-based) is given."""
+        if self.blocks is None:
+            return self._fresh.setdefault(t, _fresh(self.grads[t - 1]))
+        return [b[t - 1, ...] for b in self.blocks]
+
+    def check(self, first: int, last: int) -> None:
+        """Steps first..last did not write into what they were given (the first step and tensor that did, named)."""
+        if self.blocks is not None:
+            same = all(_same(b[first - 1:last], g[first - 1:last]) for b, g in zip(self.blocks, self.golden))
+            if same:
+                return
+        for t in range(first, last + 1):
+            given = self.row(t) if self.blocks is not None else self._fresh.pop(t, None)
+            if given is not None:
+                _check_unchanged(given, self.grads[t - 1], f"the gradients of step {t}, grads")
+
+
+def _many(run: Any, given: _Given, first: int, last: int, shapes: Sequence[tuple], dtype: str, *,
+          finite: bool = False) -> list[np.ndarray] | None:
+    """``run.steps(rows)`` over steps first..last, checked like ``params()``: the parameters after each step,
+    (rows, *shape) per tensor; None if it cannot batch them."""
     try:
-        got = run.steps(given)
+        got = run.steps([given.row(t) for t in range(first, last + 1)])
     except NotImplementedError:
+        given.check(first, last)  # refused before any step (the contract), so nothing may have been written
         return None
-    when = f"after steps {first}..{first + len(rows) - 1}"
-    for i, (g, row) in enumerate(zip(given, rows)):
-        _check_unchanged(g, row, f"the gradients of step {first + i}, steps() rows[{i}]")
-    stacked = _checked(got, [(len(rows), *shape) for shape in shapes], dtype, when, "steps()", finite=finite)
-    return [[a[i] for a in stacked] for i in range(len(rows))]
+    given.check(first, last)
+    return _checked(got, [(last - first + 1, *shape) for shape in shapes], dtype, f"after steps {first}..{last}",
+                    "steps()", finite=finite)
 
 
 def _bitwise_equal(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
@@ -223,7 +259,7 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
     finite = "nonfinite" not in s.features
     given0 = [np.array(p, copy=True) for p in params0]
     run = adapter.start(s.config, given0, dtype=dtype, device=device)
-    thetas = [read_params(run, shapes, dtype, 0, finite=finite)]
+    first = read_params(run, shapes, dtype, 0, finite=finite)
     states: dict[int, dict] = {}
     want = set(int(t) for t in state_steps)
     twin = None  # a restored or rebuilt run that must follow bitwise
@@ -232,51 +268,66 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
         twin_given0 = [np.array(p, copy=True) for p in params0]
         twin = adapter.rebuild(run.config(), twin_given0, dtype=dtype, device=device)
         twin_kind = "config"
-    # the steps after which the harness must look at the run between two steps (state, a round trip)
-    stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
-    batched: dict[int, list[np.ndarray]] = {}  # step -> params, from run.steps() over a segment
-    batching = hasattr(run, "steps")
-    applied = 0 if not finite else None  # None: every step, t
-    for t, row in enumerate(grads, start=1):
-        end = next(x for x in stops if x >= t)
-        if batching and twin is None and t not in batched and end > t:
-            rows = _many(run, grads[t - 1:end], shapes, dtype, t, finite=finite)
-            if rows is None:  # the run cannot batch these inputs: one by one from here on
-                batching = False
-            else:
-                batched.update(zip(range(t, end + 1), rows))
-        if t in batched:
-            thetas.append(batched.pop(t))
-        else:
-            given = _fresh(row)
-            run.step(given)
-            _check_unchanged(given, row, f"the gradients of step {t}, step() grads")
-            thetas.append(read_params(run, shapes, dtype, t, finite=finite))
+    applied = 0 if not finite else None  # the steps a skipping implementation counts; None: every step, t
+
+    def after(t: int, latest: list[np.ndarray]) -> None:
+        """What the harness does after step t: the twin's step, the checkpoint, the state read."""
+        nonlocal twin, twin_kind, applied
+        row = grads[t - 1]
         if twin is not None:
             twin.step(_fresh(row))
             other = read_params(twin, shapes, dtype, t, finite=finite)
-            if not _bitwise_equal(thetas[-1], other):
-                k = next(i for i, (x, y) in enumerate(zip(thetas[-1], other)) if not np.array_equal(x, y))
-                diff = np.flatnonzero(thetas[-1][k].ravel() != other[k].ravel())
+            if not _bitwise_equal(latest, other):
+                k = next(i for i, (x, y) in enumerate(zip(latest, other)) if not np.array_equal(x, y))
+                diff = np.flatnonzero(latest[k].ravel() != other[k].ravel())
                 raise RoundTripMismatch(
                     f"{twin_kind} round trip: the {'rebuilt' if twin_kind == 'config' else 'restored'} optimizer "
                     f"differs from the uninterrupted one at step {t}, tensor {k}, element {int(diff[0])}: "
-                    f"{thetas[-1][k].ravel()[diff[0]]!r} vs {other[k].ravel()[diff[0]]!r} ({diff.size} elements)")
+                    f"{latest[k].ravel()[diff[0]]!r} vs {other[k].ravel()[diff[0]]!r} ({diff.size} elements)")
         if s.roundtrip_at == t and "checkpoint" in s.features:
             twin = adapter.restore(s.config, run.save(), dtype=dtype, device=device)
             twin_kind = "checkpoint"
             restored = read_params(twin, shapes, dtype, t, finite=finite)
-            if not _bitwise_equal(thetas[-1], restored):
+            if not _bitwise_equal(latest, restored):
                 raise RoundTripMismatch(f"checkpoint round trip: restored parameters differ from the saved ones "
                                         f"at step {t}")
-        if not finite:  # the steps a skipping implementation counts (all of them where the inputs are finite)
+        if applied is not None:
             applied += all_finite(row)
         if t in want:
             states[t] = _state_checked(run.state(), shapes, t, t if applied is None else applied)
+
+    # the steps after which the harness must look at the run between two steps (state, a round trip)
+    stops = sorted(want | ({int(s.roundtrip_at)} if s.roundtrip_at is not None else set()) | {len(grads)})
+    # the parameters after every step, per tensor, in blocks of rows: a segment from run.steps() is one
+    # block, a step alone a block of one row
+    blocks: list[list[np.ndarray]] = [[th[None] for th in first]]
+    batching = hasattr(run, "steps")
+    given = _Given(grads)
+    t = t0 = 1  # t0: the first step whose gradients are not checked yet
+    while t <= len(grads):
+        end = next(x for x in stops if x >= t)
+        if batching and twin is None and end > t:
+            block = _many(run, given, t, end, shapes, dtype, finite=finite)
+            if block is None:  # the run cannot batch these inputs: one by one from here on
+                batching = False
+            else:
+                blocks.append(block)
+                for u in range(t, end + 1):
+                    after(u, [b[u - t, ...] for b in block])
+                t = t0 = end + 1
+                continue
+        run.step(given.row(t))
+        if t == end:  # what steps t0..end were given, checked at once where the harness looks at the run
+            given.check(t0, end)
+        latest = read_params(run, shapes, dtype, t, finite=finite)
+        blocks.append([th[None] for th in latest])
+        after(t, latest)
+        t += 1
+        t0 = t if t > end else t0
     _check_unchanged(given0, params0, "the initial parameters given to start(), params")
     if twin_kind == "config":
         _check_unchanged(twin_given0, params0, "the initial parameters given to rebuild(), params")
-    return Driven([np.stack([th[k] for th in thetas]) for k in range(len(shapes))], states)
+    return Driven([np.concatenate([b[k] for b in blocks]) for k in range(len(shapes))], states)
 
 
 def classify(exc: BaseException) -> tuple[str, str]:

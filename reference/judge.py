@@ -184,8 +184,33 @@ class _Ratios:
     scale: np.ndarray | None = None  # the bound without the path's own residual (``_Combo.misfit``)
 
     def raw(self) -> float | None:
-        r = self._ratio()
-        return float(np.max(np.where(np.isnan(r), np.inf, r))) if r.size else None
+        # asked again by every ranking of the pair (``_choose``, the rank's early exit): computed once
+        if not hasattr(self, "_raw"):
+            r = self._ratio()
+            self._raw = float(np.max(np.where(np.isnan(r), np.inf, r))) if r.size else None
+        return self._raw
+
+    def exceeds(self) -> bool:
+        """Whether ``raw()`` is above 1, computing only the ratios of the errors that exceed their bounds.
+
+        Exact: an error e <= b that is finite has the ratio 0 or e / b <= 1, which rounds to at most 1;
+        the other elements' ratios (NaN or inf / inf counted as infinite) are computed as ``_ratio`` does.
+        The update check of ``_evaluate`` asks this of every (reference, class) pair, and most elements
+        even of a pair it cuts are within their bounds: one comparison instead of every ratio.
+        """
+        if hasattr(self, "_raw"):
+            return (self._raw or 0.0) > 1.0
+        e, b = self.err, self.bound
+        if e.size == 0:
+            return False
+        within = e <= b
+        if within.all() and np.isfinite(e.max()):
+            return False
+        rest = ~within | np.isinf(e)  # inf / inf is NaN, which raw() counts as infinite
+        e, b = e[rest], b[rest]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(e == 0, 0.0, e / b)
+        return bool(np.any(~(r <= 1.0)))
 
     def _ratio(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -380,23 +405,37 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         r = _finite(rt)
         e = np.abs(_dd_sub(r, np.zeros_like(r), _finite(th), glo))
         t_err = np.where(np.isfinite(th) & np.isfinite(rt), e, 0.0)
-        ctx[key] = (ref_d, err, judged, t_err, th)
-    ref_d, err, judged, t_err, th = ctx[key]
+        ctx[key] = (ref_d, ref_d[0] + ref_d[1], np.where(judged, err, 0.0), t_err, th)
+    ref_d, ref_delta, err, t_err, th = ctx[key]
+    key = ("run", id(run))
+    if key not in ctx:  # the run's applied updates and the parameters that express their ulps
+        ctx[key] = (run.d_hi + run.d_lo, run.theta_at[run.pairs])
+    run_delta, basis = ctx[key]
+    key = ("bounds", id(budget), cls.powers, cls.theta, exact)
+    if key not in ctx:  # the class's bounds, the same for every reference it is paired with
+        Fu, Au = Fb[us - 1], A[us - 1]
+        bound = Fu + P[us - 1] + Au
+        t_bound = cumF[steps] + cumP[steps] + cumA[steps]
+        finite = np.isfinite(bound)
+        ctx[key] = (bound, None if finite.all() else finite, Au, Fu + Au, t_bound, np.isfinite(t_bound),
+                    cumA[steps])
+    bound, bound_finite, Au, scale, t_bound, t_bound_finite, t_attained = ctx[key]
     checks: dict[str, _Ratios] = {}
     if len(us):
-        bound = Fb[us - 1] + P[us - 1] + A[us - 1]
-        checks["update"] = _Ratios(
-            "update", us, run.parts, np.where(judged & np.isfinite(bound), err, 0.0), bound, A[us - 1],
-            ref_d[0] + ref_d[1], run.d_hi + run.d_lo, run.theta_at[run.pairs], Fb[us - 1] + A[us - 1])
-        if not full and (checks["update"].raw() or 0.0) > 1.0:
+        # the error where both the run and the reference are finite (err) and so is the bound
+        judged_err = err if bound_finite is None else np.where(bound_finite, err, 0.0)
+        checks["update"] = _Ratios("update", us, run.parts, judged_err, bound, Au, ref_delta, run_delta, basis, scale)
+        if not full and checks["update"].exceeds():
             return _Combo(ref, cls, checks, None, complete=False)
-    # trajectory: the running sum of the per-step bounds, at the recorded steps
-    t_bound = cumF[steps] + cumP[steps] + cumA[steps]
-    # every step's final rounding can be attained, all in one direction: their sum is the attainable part
-    checks["trajectory"] = _Ratios("trajectory", steps, run.parts, np.where(np.isfinite(t_bound), t_err, 0.0),
-                                   t_bound, cumA[steps], th, run.theta_at, th)
+    # trajectory: the running sum of the per-step bounds, at the recorded steps; every step's final
+    # rounding can be attained, all in one direction: their sum is the attainable part
+    checks["trajectory"] = _Ratios("trajectory", steps, run.parts, np.where(t_bound_finite, t_err, 0.0),
+                                   t_bound, t_attained, th, run.theta_at, th)
     if run.states:
-        state = _state_check(ref, bf, run, factor, exact)
+        key = ("state", id(ref), id(budget), factor, exact)
+        if key not in ctx:  # of the reference alone: every class it is paired with shares it
+            ctx[key] = _state_check(ref, bf, run, factor, exact)
+        state = ctx[key]
         if state is not None:
             checks["state"] = state
     bias = None
@@ -426,7 +465,7 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
             # formula's systematic part: 6.5e-6 with float32's 0.999) plus that systematic part (already in
             # bias_sys): hence x = max(|u|, |delta_ref|), never below what a lost update costs
             wide = np.fmax(ulp_n, ulp_p)
-            x = np.fmax(U, np.abs(ref_d[0] + ref_d[1]))
+            x = np.fmax(U, np.abs(ref_delta))
             sub = tch & (x < wide)
             sys_ = sys_ + np.where(sub, np.fmin(x, 0.5 * wide), 0.0)
             theta_var = np.where(sub, 0.0, theta_var)
@@ -454,7 +493,7 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         sd = factor * bf.bias_sd_state[us - 1]
         # the sums over the elements go tensor by tensor, as each tensor's own (their rounding is the statistic's)
         split = lambda a: [a[:, lo:hi] for lo, hi in run.parts]  # noqa: E731
-        bias = _bias(split(run.d_hi + run.d_lo), split(ref_d[0] + ref_d[1]), split(sys_), split(var), split(sd),
+        bias = _bias(split(run_delta), split(ref_delta), split(sys_), split(var), split(sd),
                      split(bf.wv[us - 1]), us)
     return _Combo(ref, cls, checks, bias)
 

@@ -419,3 +419,23 @@ def test_ulp_is_the_spacing_at_every_binary64_value(dtype):
                         np.nan)
     got = F.ulp(x)
     assert got.tobytes() == want.tobytes(), x[np.flatnonzero(got.view(np.uint64) != want.view(np.uint64))[:5]]
+
+
+_SPECIAL = st.sampled_from([0.0, 1.0, 5e-324, 1.7976931348623157e308, np.inf, np.nan, 1.0000000000000002, 0.9999999999999999])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.one_of(_SPECIAL, st.floats(0, 1e6, allow_subnormal=True)),
+                          st.one_of(_SPECIAL, st.floats(0, 1e6, allow_subnormal=True))), min_size=0, max_size=12))
+def test_exceeds_is_raw_above_one(pairs):
+    """The update check's cut (``_Ratios.exceeds``, which skips the ratios of errors within their bounds) decides
+    exactly as ``raw() > 1`` does: at the knife edge (e just above b, e / b rounding to 1), with zeros, NaN and
+    infinities on either side."""
+    from adamconf.reference.judge import _Ratios
+
+    e = np.array([p[0] for p in pairs], dtype=np.float64).reshape(1, -1)
+    b = np.array([p[1] for p in pairs], dtype=np.float64).reshape(1, -1)
+    z = np.zeros_like(e)
+    make = lambda: _Ratios("update", np.array([1]), [(0, e.shape[1])], e, b, z, z, z, z)  # noqa: E731
+    with np.errstate(all="ignore"):
+        assert make().exceeds() == ((make().raw() or 0.0) > 1.0)

@@ -59,6 +59,8 @@ class _Batching(NumpyAdam):
                     out[0] = out[0][:-1]
                 if outer.bad == "dtype":
                     out[0] = out[0].astype(np.float64) + 1e-9  # not float32 numbers any more
+                if outer.bad == "writes":  # an in-place clip of one gradient of the segment's fifth row
+                    rows[4][1] *= 0.5
                 return out
 
         run.__class__ = Run
@@ -95,6 +97,38 @@ def test_what_steps_returns_is_checked_like_params(bad, match):
     s, g = _golden_inputs("long-default-2000")
     with pytest.raises(AdapterContractError, match=match):
         drive(_Batching(bad=bad), s, g.params0, g.grads, "float32")
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_run_that_writes_into_its_gradients_is_named_with_the_step(batch):
+    """The gradients are handed over as views of one harness-owned copy per tensor, checked once per segment:
+    a write into any row is still found, and named by its step and tensor."""
+    s, g = _golden_inputs("dense-dyadic")
+    adapter = _Batching(bad="writes")
+    if not batch:  # the same write from step(), at step 5
+        adapter = NumpyAdam()
+        start = adapter.start
+
+        def start_writing(config, params, *, dtype, device):
+            run = start(config, params, dtype=dtype, device=device)
+            step, count = run.step, [0]
+
+            def writing(grads):
+                count[0] += 1
+                step(grads)
+                if count[0] == 5:
+                    grads[1] *= 0.5
+
+            run.step = writing
+            return run
+
+        adapter.start = start_writing
+    with pytest.raises(AdapterContractError, match=r"the gradients of step 5, grads\[1\] was changed by the run: "
+                                                   r"element 0 was .*, now .*"):
+        drive(adapter, s, g.params0, g.grads, "float32", state_steps=g.state_steps)
+    # what the run wrote into was the harness's copy: the golden's rows are as stored
+    _, fresh = _golden_inputs("dense-dyadic")
+    assert all(_bitwise(a, b) for a, b in zip(g.grads, fresh.grads))
 
 
 def test_rows_a_run_cannot_batch_are_stepped_one_by_one():

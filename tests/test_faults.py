@@ -50,7 +50,7 @@ CONTRACT = {
     "Count": ["broke the contract", "params() returned 2 arrays after step 2, expected 3"],
     "NaN": ["broke the contract", "params()[0] after step 2 holds nan at element 1 (index (0, 1))",
             "the scenario's inputs and its reference are finite"],
-    "MutatesGrads": ["broke the contract", "the gradients of step 1, step() grads[0] was changed by the run: "
+    "MutatesGrads": ["broke the contract", "the gradients of step 1, grads[0] was changed by the run: "
                      "element 0 was 0.75390625, now 0.376953125"],
     "MutatesParams": ["broke the contract", "the initial parameters given to start(), params[0] was changed"],
 }
