@@ -319,11 +319,11 @@ def drive(adapter: Any, scenario: Any, params0: Sequence[np.ndarray], grads: Seq
         run.step(given.row(t))
         if t == end:  # what steps t0..end were given, checked at once where the harness looks at the run
             given.check(t0, end)
+            t0 = end + 1
         latest = read_params(run, shapes, dtype, t, finite=finite)
         blocks.append([th[None] for th in latest])
         after(t, latest)
         t += 1
-        t0 = t if t > end else t0
     _check_unchanged(given0, params0, "the initial parameters given to start(), params")
     if twin_kind == "config":
         _check_unchanged(twin_given0, params0, "the initial parameters given to rebuild(), params")

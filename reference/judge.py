@@ -32,6 +32,7 @@ the plain e / B beside it (``raw``).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -405,12 +406,8 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         r = _finite(rt)
         e = np.abs(_dd_sub(r, np.zeros_like(r), _finite(th), glo))
         t_err = np.where(np.isfinite(th) & np.isfinite(rt), e, 0.0)
-        ctx[key] = (ref_d, ref_d[0] + ref_d[1], np.where(judged, err, 0.0), t_err, th)
-    ref_d, ref_delta, err, t_err, th = ctx[key]
-    key = ("run", id(run))
-    if key not in ctx:  # the run's applied updates and the parameters that express their ulps
-        ctx[key] = (run.d_hi + run.d_lo, run.theta_at[run.pairs])
-    run_delta, basis = ctx[key]
+        ctx[key] = (ref_d[0] + ref_d[1], np.where(judged, err, 0.0), t_err, th)
+    ref_delta, err, t_err, th = ctx[key]
     key = ("bounds", id(budget), cls.powers, cls.theta, exact)
     if key not in ctx:  # the class's bounds, the same for every reference it is paired with
         Fu, Au = Fb[us - 1], A[us - 1]
@@ -424,7 +421,8 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
     if len(us):
         # the error where both the run and the reference are finite (err) and so is the bound
         judged_err = err if bound_finite is None else np.where(bound_finite, err, 0.0)
-        checks["update"] = _Ratios("update", us, run.parts, judged_err, bound, Au, ref_delta, run_delta, basis, scale)
+        checks["update"] = _Ratios("update", us, run.parts, judged_err, bound, Au, ref_delta, run.delta, run.basis,
+                                   scale)
         if not full and checks["update"].exceeds():
             return _Combo(ref, cls, checks, None, complete=False)
     # trajectory: the running sum of the per-step bounds, at the recorded steps; every step's final
@@ -493,7 +491,7 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
         sd = factor * bf.bias_sd_state[us - 1]
         # the sums over the elements go tensor by tensor, as each tensor's own (their rounding is the statistic's)
         split = lambda a: [a[:, lo:hi] for lo, hi in run.parts]  # noqa: E731
-        bias = _bias(split(run_delta), split(ref_delta), split(sys_), split(var), split(sd),
+        bias = _bias(split(run.delta), split(ref_delta), split(sys_), split(var), split(sd),
                      split(bf.wv[us - 1]), us)
     return _Combo(ref, cls, checks, bias)
 
@@ -576,6 +574,16 @@ class _Run:
     state_steps: np.ndarray
     # moment -> (rows of state_steps, those steps, the run's values there (steps, N)), where the run has it
     state_flat: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def delta(self) -> np.ndarray:
+        """The run's applied updates, d_hi + d_lo rounded once (what every reference is compared with)."""
+        return self.d_hi + self.d_lo
+
+    @functools.cached_property
+    def basis(self) -> np.ndarray:
+        """The parameters after each applied update: their ulp expresses an update's error."""
+        return self.theta_at[self.pairs]
 
 
 def _flat_list(arrays: Sequence[np.ndarray], rows: int) -> np.ndarray:
