@@ -240,14 +240,24 @@ def _parse_manifest(path: Path) -> dict:
     return manifest
 
 
+#: the arrays of the store files this process has read, under (path, the manifest's sha256 of them): a worker
+#: reads a golden once for every adapter and dtype that shares it (the cases go scenario by scenario)
+_LOADED: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+_LOADED_LIMIT = 256  # files; the built-in store is 9 MB in all
+
+
 def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str, *,
                   parse: bool = True) -> dict[str, np.ndarray]:
     """The arrays of one store file, after checking its sha256 against the manifest and that it is plain data.
 
-    parse=False: only check (and return nothing).
+    parse=False: only check (and return nothing). The arrays are read-only and kept for the process (``_LOADED``,
+    keyed by the manifest's digest: what was checked once is what the manifest names); every case gets the same.
     """
     entry = manifest["files"].get(relpath)
     path = data_dir / relpath
+    key = (str(path), entry)
+    if parse and entry is not None and key in _LOADED:
+        return _LOADED[key]
     if entry is None or not path.is_file():
         raise GoldenError(f"golden file {relpath} is missing for scenario {scenario!r}; "
                           f"rebuild with: {rebuild_command(scenario)}")
@@ -260,10 +270,16 @@ def _checked_load(data_dir: Path, manifest: dict, scenario: str, relpath: str, *
         return {}
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # object arrays need pickle: refused
         raise GoldenError(f"golden file {path} is not a plain npz of numeric arrays ({exc}); rebuild with: "
                           f"{rebuild_command(scenario)}") from None
+    for a in arrays.values():  # shared by every case: whatever tried to write into them would raise
+        a.setflags(write=False)
+    if len(_LOADED) >= _LOADED_LIMIT:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = arrays
+    return arrays
 
 
 def check_store(scenarios: Sequence[Scenario], data_dir: Path = DATA_DIR) -> list[str]:

@@ -191,28 +191,6 @@ class _Ratios:
             self._raw = float(np.max(np.where(np.isnan(r), np.inf, r))) if r.size else None
         return self._raw
 
-    def exceeds(self) -> bool:
-        """Whether ``raw()`` is above 1, computing only the ratios of the errors that exceed their bounds.
-
-        Exact: an error e <= b that is finite has the ratio 0 or e / b <= 1, which rounds to at most 1;
-        the other elements' ratios (NaN or inf / inf counted as infinite) are computed as ``_ratio`` does.
-        The update check of ``_evaluate`` asks this of every (reference, class) pair, and most elements
-        even of a pair it cuts are within their bounds: one comparison instead of every ratio.
-        """
-        if hasattr(self, "_raw"):
-            return (self._raw or 0.0) > 1.0
-        e, b = self.err, self.bound
-        if e.size == 0:
-            return False
-        within = e <= b
-        if within.all() and np.isfinite(e.max()):
-            return False
-        rest = ~within | np.isinf(e)  # inf / inf is NaN, which raw() counts as infinite
-        e, b = e[rest], b[rest]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(e == 0, 0.0, e / b)
-        return bool(np.any(~(r <= 1.0)))
-
     def _ratio(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.err == 0, 0.0, self.err / self.bound)
@@ -252,6 +230,24 @@ class _Ratios:
         err = float(self.err[pos])
         return Finding(self.name, int(self.steps[row]), k, (j,), float(self.expected[pos]), float(self.actual[pos]),
                        err, float(self.bound[pos]), err / ulp if ulp and np.isfinite(ulp) else np.nan)
+
+
+def _exceeding(err: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """For each row of ``err`` (R, steps, N) against ``bound`` (steps, N): whether its ``_Ratios.raw()`` is
+    above 1, computing only the ratios of the errors that exceed their bounds.
+
+    Exact: an error e <= b that is finite has the ratio 0 or e / b <= 1, which rounds to at most 1; the
+    other elements' ratios (NaN or inf / inf counted as infinite) are computed as ``_Ratios._ratio`` does.
+    The update check of every (reference, class) pair of a case is this one comparison of its errors,
+    the references of a class stacked, instead of every ratio of every pair.
+    """
+    if err.size == 0:
+        return np.zeros(err.shape[0], dtype=bool)
+    rest = ~(err <= bound) | np.isinf(err)  # inf / inf is NaN, which raw() counts as infinite
+    if not rest.any():
+        return np.zeros(err.shape[0], dtype=bool)
+    r = np.where(rest, np.where(err == 0, 0.0, err / bound), 0.0)
+    return np.any(~(r <= 1.0), axis=tuple(range(1, err.ndim)))
 
 
 def _bias(run_delta: list[np.ndarray], ref_delta: list[np.ndarray], sys_: list[np.ndarray], var: list[np.ndarray],
@@ -358,82 +354,180 @@ class _Combo:
         return max(vals) if vals else 0.0
 
 
-def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", factor: float, bias_check: bool,
-              config, ctx: dict, full: bool = True) -> _Combo:
-    """The checks of the run against one reference under one path class.
+def _class_bounds(cls: PathClass, budget: Budget, run: "_Run", factor: float, config, exact: bool, ctx: dict) -> tuple:
+    """What a class's pairs share within one case, for the update check: the per-step bound B_t of ``_evaluate``
+    at the update steps (with where it is finite, None if everywhere), its attained part, its scale without the
+    pow residual, and the pow residual rho per step.
 
-    ctx caches what several (reference, class) pairs share within one case: the reference's
-    updates and errors, the cumulative formula bound, the pow residual per path, the final
-    rounding per theta class. full=False stops after the update check when that one fails
-    (the pair is out; its update ratio still ranks it). Every array is (steps, N), the tensors side by side.
+    ctx keeps each piece under the key of what it depends on: the unmodelled error of beta^t per path, the final
+    rounding of theta per theta class, the formula bound (the same for every class).
     """
-    bf = _budget_flat(budget)
-    T = bf.formula.shape[0]
-    exact = ref.exact
+    key = ("bounds", id(budget), cls.powers, cls.theta, exact)
+    if key not in ctx:
+        rho_pow, P = _pow_bound(cls, budget, exact, config, ctx)
+        A = _theta_bound(cls, budget, run, exact, ctx)
+        Fb = _formula_bound(budget, factor, exact, ctx)
+        us = run.u_steps
+        Fu, Au = Fb[us - 1], A[us - 1]
+        bound = Fu + P[us - 1] + Au
+        finite = np.isfinite(bound)
+        ctx[key] = (bound, None if finite.all() else finite, Au, Fu + Au, rho_pow)
+    return ctx[key]
+
+
+def _trajectory_bounds(cls: PathClass, budget: Budget, run: "_Run", factor: float, config, exact: bool,
+                       ctx: dict) -> tuple:
+    """The trajectory check's bound of a class at the recorded steps, the running sum of the per-step bounds
+    (with where it is finite), and its attained part: made for the classes of the pairs the update check leaves."""
+    key = ("trajectory", id(budget), cls.powers, cls.theta, exact)
+    if key not in ctx:
+        def running_sum(name: str, part: Any, make) -> np.ndarray:
+            """Row t: the sum of the per-step bound ``make()`` over steps 1..t, at the recorded steps."""
+            sub = (name, part, id(budget), exact)
+            if sub not in ctx:
+                x = make()
+                ctx[sub] = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])[run.steps]
+            return ctx[sub]
+
+        cumF = running_sum("formula", None, lambda: _formula_bound(budget, factor, exact, ctx))
+        cumP = running_sum("pow", cls.powers, lambda: _pow_bound(cls, budget, exact, config, ctx)[1])
+        cumA = running_sum("theta", cls.theta, lambda: _theta_bound(cls, budget, run, exact, ctx))
+        t_bound = cumF + cumP + cumA
+        ctx[key] = (t_bound, np.isfinite(t_bound), cumA)
+    return ctx[key]
+
+
+def _pow_bound(cls: PathClass, budget: Budget, exact: bool, config, ctx: dict) -> tuple:
+    """The unmodelled error of beta^t of the class's path per step, rho, and times |u|: P (T, N)."""
     key = ("pow", id(budget), cls.powers, exact)
-    if key not in ctx:  # the unmodelled error of beta^t per step, and its running sum times |u|
-        t_all = np.arange(1, T + 1)
+    if key not in ctx:
+        bf = _budget_flat(budget)
+        t_all = np.arange(1, bf.formula.shape[0] + 1)
         u_round = fmt(budget.dtype).u
         rho = (budget.amp1 * pow_residual(cls.powers, config.beta1, t_all, u_round, exact)
                + budget.amp2 * pow_residual(cls.powers, config.beta2, t_all, u_round, exact) / 2)
-        P = bf.adam_update * rho[:, None]
-        ctx[key] = (rho, P, _cum(P))
-    rho_pow, P, cumP = ctx[key]
+        ctx[key] = (rho, bf.adam_update * rho[:, None])
+    return ctx[key]
+
+
+def _theta_bound(cls: PathClass, budget: Budget, run: "_Run", exact: bool, ctx: dict) -> np.ndarray:
+    """The final rounding of theta of the class's theta form per step (+ the float64 model's own): A (T, N)."""
     key = ("theta", id(budget), cls.theta, exact)
-    if key not in ctx:  # the final rounding of theta of this class (+ the model's own), its running sum
-        A = np.where(run.touched, _theta_rounding(cls.theta, run.ulp_prev, run.ulp_next, budget.decoupled)
-                     + (0.0 if exact else 0.5 * (run.ulp64_prev + run.ulp64_next)), 0.0)
-        ctx[key] = (A, _cum(A))
-    A, cumA = ctx[key]
-    key = ("formula", id(budget), exact)
-    if key not in ctx:  # the formula bound (+ the float64 model's own error), its running sum
-        Fb = factor * bf.formula + (0.0 if exact else F64_MODEL_ERROR * np.abs(bf.model_update))
-        ctx[key] = (Fb, _cum(Fb))
-    Fb, cumF = ctx[key]
-    us, steps = run.u_steps, run.steps
-    key = ("ref", id(ref))
     if key not in ctx:
-        rf = _reference_flat(ref, len(steps), len(run.state_steps))
-        th = rf.theta
-        ghi, glo = _finite(th), _finite(rf.theta_lo)
-        d_hi, d_lo0 = _two_diff(ghi[run.pairs], ghi[run.pairs - 1])
-        ref_d = (d_hi, d_lo0 + (glo[run.pairs] - glo[run.pairs - 1]))
-        err = np.abs(_dd_sub(run.d_hi, run.d_lo, ref_d[0], ref_d[1]))
+        ctx[key] = np.where(run.touched, _theta_rounding(cls.theta, run.ulp_prev, run.ulp_next, budget.decoupled)
+                            + (0.0 if exact else 0.5 * (run.ulp64_prev + run.ulp64_next)), 0.0)
+    return ctx[key]
+
+
+def _formula_bound(budget: Budget, factor: float, exact: bool, ctx: dict) -> np.ndarray:
+    """The budget's formula bound k F_t (+ the float64 model's own error against a narrower dtype): (T, N)."""
+    key = ("formula", id(budget), exact)
+    if key not in ctx:
+        bf = _budget_flat(budget)
+        ctx[key] = factor * bf.formula + (0.0 if exact else F64_MODEL_ERROR * np.abs(bf.model_update))
+    return ctx[key]
+
+
+def _reference_errors(refs: Sequence[Reference], run: "_Run", ctx: dict) -> None:
+    """Each reference's applied updates delta (hi + lo rounded once), the run's update errors |Delta - delta|
+    (0 where either side is not finite), its parameter errors at the recorded steps, and its theta: into ctx
+    under ("ref", id(ref)) for every reference not there yet.
+
+    The references are stacked (R, rows, N) and every operation is elementwise, so each row is bit for bit
+    what the reference alone gives; a case's few dozen references cost one pass of numpy calls, not one each.
+    """
+    todo = [r for r in {id(r): r for r in refs}.values() if ("ref", id(r)) not in ctx]
+    rows, state_rows = len(run.steps), len(run.state_steps)
+    for lo in range(0, len(todo), _REF_CHUNK):
+        chunk = todo[lo:lo + _REF_CHUNK]
+        flats = [_reference_flat(r, rows, state_rows) for r in chunk]
+        th = np.stack([f.theta for f in flats])
+        fin = np.isfinite(th)
+        ghi, glo = np.where(fin, th, 0.0), _finite(np.stack([f.theta_lo for f in flats]))
+        p, q = run.pairs, run.pairs - 1
+        d_hi, d_lo0 = _two_diff(ghi[:, p], ghi[:, q])
+        d_lo = d_lo0 + (glo[:, p] - glo[:, q])
+        err = np.abs(_dd_sub(run.d_hi, run.d_lo, d_hi, d_lo))
         # a non-finite run value where the reference is finite is the non-finite pattern's failure, not a size
-        rt = run.theta_at
-        judged = (np.isfinite(th[run.pairs]) & np.isfinite(th[run.pairs - 1])
-                  & np.isfinite(rt[run.pairs]) & np.isfinite(rt[run.pairs - 1]))
-        r = _finite(rt)
-        e = np.abs(_dd_sub(r, np.zeros_like(r), _finite(th), glo))
-        t_err = np.where(np.isfinite(th) & np.isfinite(rt), e, 0.0)
-        ctx[key] = (ref_d[0] + ref_d[1], np.where(judged, err, 0.0), t_err, th)
-    ref_delta, err, t_err, th = ctx[key]
-    key = ("bounds", id(budget), cls.powers, cls.theta, exact)
-    if key not in ctx:  # the class's bounds, the same for every reference it is paired with
-        Fu, Au = Fb[us - 1], A[us - 1]
-        bound = Fu + P[us - 1] + Au
-        t_bound = cumF[steps] + cumP[steps] + cumA[steps]
-        finite = np.isfinite(bound)
-        ctx[key] = (bound, None if finite.all() else finite, Au, Fu + Au, t_bound, np.isfinite(t_bound),
-                    cumA[steps])
-    bound, bound_finite, Au, scale, t_bound, t_bound_finite, t_attained = ctx[key]
+        rt, rt_fin = run.theta_at, run.theta_finite
+        judged = fin[:, p] & fin[:, q] & rt_fin[p] & rt_fin[q]
+        r = np.where(rt_fin, rt, 0.0)
+        # (r + 0) - (theta + lo) rounded once; with every lo zero (a float64 variant) that is fl(r - theta) itself
+        e = np.abs(_dd_sub(r, np.zeros_like(r), ghi, glo) if glo.any() else r - ghi)
+        t_err = np.where(fin & rt_fin, e, 0.0)
+        ref_delta, err = d_hi + d_lo, np.where(judged, err, 0.0)
+        for i, ref in enumerate(chunk):
+            ctx[("ref", id(ref))] = (ref_delta[i], err[i], t_err[i], flats[i].theta)
+
+
+_REF_CHUNK = 64  # references stacked at once: a case has up to ~45; keeps a long scenario's stack to tens of MB
+
+
+def _assess_pairs(pairs: Sequence[tuple[Reference, PathClass]], budget: Budget, run: "_Run", factor: float,
+                  bias_check: bool, config, ctx: dict) -> list["_Combo"]:
+    """Every (reference, class) pair of one class group and rank: the update check of all of them at once
+    (``_exceeding``, the references of each class stacked), then every check of the pairs it leaves in.
+
+    A pair whose update check fails is out (``_Combo.complete`` False; its update ratio still ranks it).
+    """
+    _reference_errors([r for r, _ in pairs], run, ctx)
+    out: dict[int, _Combo] = {}
+    by_class: dict[tuple, list[int]] = {}
+    for i, (ref, cls) in enumerate(pairs):
+        by_class.setdefault((id(cls), ref.exact), []).append(i)
+    for members in by_class.values():
+        cls = pairs[members[0]][1]
+        exact = pairs[members[0]][0].exact
+        bound, bound_finite, Au, scale, *_ = _class_bounds(cls, budget, run, factor, config, exact, ctx)
+        if not len(run.u_steps):
+            fails = np.zeros(len(members), dtype=bool)
+        else:
+            errs = np.stack([ctx[("ref", id(pairs[i][0]))][1] for i in members])
+            if bound_finite is not None:
+                errs = np.where(bound_finite, errs, 0.0)
+            fails = _exceeding(errs, bound)
+        if run.states:  # the state checks of the references the update check leaves in, stacked
+            _state_checks([pairs[i][0] for j, i in enumerate(members) if not fails[j]], budget, run, factor, exact,
+                          ctx)
+        for j, i in enumerate(members):
+            ref = pairs[i][0]
+            if fails[j]:
+                upd = _Ratios("update", run.u_steps, run.parts, errs[j], bound, Au, ctx[("ref", id(ref))][0],
+                              run.delta, run.basis, scale)
+                out[i] = _Combo(ref, cls, {"update": upd}, None, complete=False)
+            else:
+                out[i] = _evaluate(ref, cls, budget, run, factor, bias_check, config, ctx)
+    return [out[i] for i in range(len(pairs))]
+
+
+def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", factor: float, bias_check: bool,
+              config, ctx: dict) -> _Combo:
+    """Every check of the run against one reference under one path class.
+
+    ctx caches what several (reference, class) pairs share within one case: the reference's updates and
+    errors (``_reference_errors``), the class's bounds (``_class_bounds``), the reference's state check.
+    Every array is (steps, N), the tensors side by side.
+    """
+    bf = _budget_flat(budget)
+    exact = ref.exact
+    us, steps = run.u_steps, run.steps
+    _reference_errors([ref], run, ctx)
+    ref_delta, err, t_err, th = ctx[("ref", id(ref))]
+    bound, bound_finite, Au, scale, rho_pow = _class_bounds(cls, budget, run, factor, config, exact, ctx)
+    t_bound, t_bound_finite, t_attained = _trajectory_bounds(cls, budget, run, factor, config, exact, ctx)
     checks: dict[str, _Ratios] = {}
     if len(us):
         # the error where both the run and the reference are finite (err) and so is the bound
         judged_err = err if bound_finite is None else np.where(bound_finite, err, 0.0)
         checks["update"] = _Ratios("update", us, run.parts, judged_err, bound, Au, ref_delta, run.delta, run.basis,
                                    scale)
-        if not full and checks["update"].exceeds():
-            return _Combo(ref, cls, checks, None, complete=False)
     # trajectory: the running sum of the per-step bounds, at the recorded steps; every step's final
     # rounding can be attained, all in one direction: their sum is the attainable part
     checks["trajectory"] = _Ratios("trajectory", steps, run.parts, np.where(t_bound_finite, t_err, 0.0),
                                    t_bound, t_attained, th, run.theta_at, th)
     if run.states:
-        key = ("state", id(ref), id(budget), factor, exact)
-        if key not in ctx:  # of the reference alone: every class it is paired with shares it
-            ctx[key] = _state_check(ref, bf, run, factor, exact)
-        state = ctx[key]
+        _state_checks([ref], budget, run, factor, exact, ctx)
+        state = ctx[("state", id(ref), id(budget), factor, exact)]
         if state is not None:
             checks["state"] = state
     bias = None
@@ -513,42 +607,54 @@ def _theta_rounding(theta: str, ulp_prev: np.ndarray, ulp_next: np.ndarray, deco
     return out + (0.5 * wide if decoupled else 0.0)
 
 
-def _cum(x: np.ndarray) -> np.ndarray:
-    """Running sum over the step axis with a leading zero row: row t is the sum over steps 1..t."""
-    return np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+def _state_checks(refs: Sequence[Reference], budget: Budget, run: "_Run", factor: float, exact: bool,
+                  ctx: dict) -> None:
+    """|m - m^ref| <= k E^m + f at the state steps, likewise v and vmax (the parts: m's tensors, v's, vmax's):
+    a ``_Ratios`` (None where nothing is compared) into ctx under ("state", id(ref), id(budget), factor, exact)
+    for every reference not there yet.
 
-
-def _state_check(ref: Reference, bf: "_BudgetFlat", run: "_Run", factor: float, exact: bool) -> "_Ratios | None":
-    """|m - m^ref| <= k E^m + f at the state steps, likewise v and vmax (the parts: m's tensors, v's, vmax's)."""
+    A reference's state check is its own, whatever class it is paired with. The references holding the same
+    moments are stacked (R, state steps, N), every operation elementwise: each is bit for bit its own check.
+    """
+    bf = _budget_flat(budget)
+    key = lambda r: ("state", id(r), id(budget), factor, exact)  # noqa: E731
+    todo = [r for r in {id(r): r for r in refs}.values() if key(r) not in ctx]
     if not run.n:
-        return None
-    rf = _reference_flat(ref, len(run.steps), len(run.state_steps))
-    s_err, s_bound, s_att, s_exp, s_act, s_steps, parts = [], [], [], [], [], [], []
-    for key_ in ("m", "v", "vmax"):
-        bound_arr = getattr(bf, key_)
-        if key_ not in rf.state or bound_arr is None:
+        ctx.update({key(r): None for r in todo})
+        return
+    rows_n, state_n = len(run.steps), len(run.state_steps)
+    held: dict[tuple, list[tuple[Reference, _ReferenceFlat]]] = {}
+    for r in todo:
+        f = _reference_flat(r, rows_n, state_n)
+        held.setdefault(tuple(k for k in ("m", "v", "vmax") if k in f.state), []).append((r, f))
+    for moments, members in held.items():
+        s_err, s_bound, s_att, s_exp, s_act, s_steps, parts = [], [], [], [], [], [], []
+        for key_ in moments:
+            bound_arr = getattr(bf, key_)
+            if bound_arr is None or key_ not in run.state_flat:
+                continue
+            rows, ts, got = run.state_flat[key_]
+            h = np.stack([f.state[key_][0][rows] for _, f in members])
+            lo = np.stack([f.state[key_][1][rows] for _, f in members])
+            e = np.abs(_dd_sub(_finite(got), np.zeros_like(got), _finite(h), _finite(lo)))
+            b = np.broadcast_to(factor * bound_arr[ts] + (0.0 if exact else F64_MODEL_ERROR * np.abs(h)), h.shape)
+            judged = np.isfinite(h) & np.isfinite(b)
+            offset = sum(x.shape[2] for x in s_err)
+            parts += [(offset + a, offset + z) for a, z in run.parts]
+            s_err.append(np.where(judged, e, 0.0))
+            s_bound.append(b)
+            s_att.append(np.fmin(0.5 * run.F.ulp(_finite(h)), b))  # storing the moment rounds it: attained
+            s_exp.append(h)
+            s_act.append(got)
+            s_steps = ts
+        if not s_err:
+            ctx.update({key(r): None for r, _ in members})
             continue
-        hi, lo = rf.state[key_]
-        if key_ not in run.state_flat:
-            continue
-        rows, ts, got = run.state_flat[key_]
-        h, lo_ = hi[rows], lo[rows]
-        e = np.abs(_dd_sub(_finite(got), np.zeros_like(got), _finite(h), _finite(lo_)))
-        b = factor * bound_arr[ts] + (0.0 if exact else F64_MODEL_ERROR * np.abs(h))
-        judged = np.isfinite(h) & np.isfinite(b)
-        offset = sum(x.shape[1] for x in s_err)
-        parts += [(offset + a, offset + z) for a, z in run.parts]
-        s_err.append(np.where(judged, e, 0.0))
-        s_bound.append(b)
-        s_att.append(np.fmin(0.5 * run.F.ulp(_finite(h)), b))  # storing the moment rounds it: attained
-        s_exp.append(h)
-        s_act.append(got)
-        s_steps = ts
-    if not s_err:
-        return None
-    cat = lambda xs: np.concatenate(xs, axis=1)  # noqa: E731
-    return _Ratios("state", np.array(s_steps), parts, cat(s_err), cat(s_bound), cat(s_att), cat(s_exp), cat(s_act),
-                   cat(s_exp))
+        cat = lambda xs: np.concatenate(xs, axis=-1)  # noqa: E731
+        err, bound, att, expected, actual = cat(s_err), cat(s_bound), cat(s_att), cat(s_exp), cat(s_act)
+        steps = np.array(s_steps)
+        for i, (r, _) in enumerate(members):
+            ctx[key(r)] = _Ratios("state", steps, parts, err[i], bound[i], att[i], expected[i], actual, expected[i])
 
 
 @dataclass
@@ -579,6 +685,11 @@ class _Run:
     def delta(self) -> np.ndarray:
         """The run's applied updates, d_hi + d_lo rounded once (what every reference is compared with)."""
         return self.d_hi + self.d_lo
+
+    @functools.cached_property
+    def theta_finite(self) -> np.ndarray:
+        """Where the run's parameters at the recorded steps are finite."""
+        return np.isfinite(self.theta_at)
 
     @functools.cached_property
     def basis(self) -> np.ndarray:
@@ -746,7 +857,29 @@ def lr_fit_applies(config, steps: np.ndarray, T: int) -> bool:
             and len(steps) == T + 1 and bool(np.all(np.asarray(steps) == np.arange(T + 1))))
 
 
-def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int) -> Reference | None:
+@dataclass
+class _Lr32Schedule:
+    """Per step t (row t - 1), what ``_fit_lr32`` needs of the schedule alone: L_t = fl32(lr(k)), a quarter of
+    float32's spacing at L_t, and the float32 bounds of lr(k) (1 -+ rho(k)) that the fitted value stays within."""
+
+    held: np.ndarray
+    quarter_ulp: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, config, dialect, T: int) -> "_Lr32Schedule":
+        F32 = fmt("float32")
+        ks = [t - 1 if dialect.schedule_step == "t-1" else t for t in range(1, T + 1)]
+        exact = np.array([float(config.base_lr(k)) for k in ks])
+        rho = np.array([schedule_rho(F32, config, k) for k in ks])
+        a, b = exact * (1 - rho), exact * (1 + rho)
+        f32 = lambda x: x.astype(np.float32).astype(np.float64)  # noqa: E731
+        held = f32(exact)
+        return cls(held, F32.ulp(held) / 4, f32(np.minimum(a, b)), f32(np.maximum(a, b)))
+
+
+def _fit_lr32(ref: Reference, run_all: list[np.ndarray], sched: _Lr32Schedule, T: int) -> Reference | None:
     """The variant with each step's float32 schedule value identified from the run, exactly; None where the
     run's updates do not identify it.
 
@@ -771,34 +904,27 @@ def _fit_lr32(ref: Reference, run_all: list[np.ndarray], config, dialect, T: int
     schedule decayed to lr ~ 1e-9) the result is None and the judge bounds the schedule instead
     (``budget._rho_lr`` without ``lr_fitted``); a 1e-12 bug in such an update is 1e-4 ulp of theta.
     """
-    d = dialect
-    F64, F32 = fmt("float64"), fmt("float32")
-    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    F64 = fmt("float64")
     flat_ref = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in ref.theta]
     flat_run = [np.asarray(th, dtype=np.float64).reshape(T + 1, -1) for th in run_all]
     deltas = [np.diff(r, axis=0) for r in flat_ref]
-    run_d = [np.diff(r, axis=0) for r in flat_run]
-    factor = np.ones(T)
-    for t in range(1, T + 1):
-        num = den = err = 0.0
-        for dl, rd, fr, fu in zip(deltas, run_d, flat_ref, flat_run):
-            ok = np.isfinite(dl[t - 1]) & np.isfinite(rd[t - 1]) & (dl[t - 1] != 0)
-            num += float(np.sum(rd[t - 1][ok] * dl[t - 1][ok]))
-            den += float(np.sum(dl[t - 1][ok] ** 2))
-            big = np.maximum(np.maximum(np.abs(fu[t][ok]), np.abs(fu[t - 1][ok])),
-                             np.maximum(np.abs(fr[t][ok]), np.abs(fr[t - 1][ok])))
-            err += 2.0 * float(np.sum(np.abs(dl[t - 1][ok]) * F64.ulp(big)))
-        k = t - 1 if d.schedule_step == "t-1" else t
-        exact = float(config.base_lr(k))
-        held = f32(exact)
-        if den == 0 or held == 0 or not math.isfinite(num):
-            continue
-        if not math.isfinite(err) or err / den * abs(held) > float(F32.ulp(held)) / 4:
-            return None  # float32 neighbours cannot be told apart here
-        rho = schedule_rho(F32, config, k)
-        lo, hi = sorted((exact * (1 - rho), exact * (1 + rho)))
-        c = min(max(f32(num / den * held), f32(lo)), f32(hi))
-        factor[t - 1] = c / held
+    # per step t (row t - 1), summed over every tensor's elements where both updates are finite and delta != 0:
+    # sum(Delta delta), sum(delta^2), and the bound on the first one's error, 2 sum(|delta| ulp64(max |theta|))
+    num, den, err = np.zeros(T), np.zeros(T), np.zeros(T)
+    for dl, fr, fu in zip(deltas, flat_ref, flat_run):
+        rd = np.diff(fu, axis=0)
+        ok = np.isfinite(dl) & np.isfinite(rd) & (dl != 0)
+        num += np.sum(np.where(ok, rd * dl, 0.0), axis=1)
+        den += np.sum(np.where(ok, dl * dl, 0.0), axis=1)
+        big = np.maximum(np.maximum(np.abs(fu[1:]), np.abs(fu[:-1])), np.maximum(np.abs(fr[1:]), np.abs(fr[:-1])))
+        err += 2.0 * np.sum(np.where(ok, np.abs(dl) * F64.ulp(np.where(ok, big, 0.0)), 0.0), axis=1)
+    held = sched.held
+    fit = (den != 0) & (held != 0) & np.isfinite(num)  # the other steps keep the variant's own L_t
+    with np.errstate(all="ignore"):
+        if np.any(fit & (~np.isfinite(err) | (err / den * np.abs(held) > sched.quarter_ulp))):
+            return None  # float32 neighbours cannot be told apart at some step
+        c = np.minimum(np.maximum((num / den * held).astype(np.float32).astype(np.float64), sched.lo), sched.hi)
+        factor = np.where(fit, c / held, 1.0)
     corr = [np.vstack([np.zeros((1, dl.shape[1])),
                        np.cumsum(np.where(np.isfinite(dl), (factor[:, None] - 1.0) * dl, 0.0), axis=0)])
             for dl in deltas]
@@ -890,8 +1016,8 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             # per run: each step's float32 schedule value, read off the run, where its updates determine it
             fitted = hyper == "float32" and lr_fit_applies(s.config, steps, T)
             if fitted:
-                fits = [_fit_lr32(r, run_all, s.config, resolve_dialect(dialect), T) if r.lr_float32 else r
-                        for r in refs]
+                sched = _Lr32Schedule.of(s.config, resolve_dialect(dialect), T)
+                fits = [_fit_lr32(r, run_all, sched, T) if r.lr_float32 else r for r in refs]
                 fitted = all(f is not None for f in fits)
             budget = _cached(cache and base + ("budget", round_dtype, hyper, exact, fitted) or None,
                              lambda: compute_budget(
@@ -915,12 +1041,9 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             if not any(_rank(c) == rank for c in members):
                 continue
             cls_group, budget, refs, factor, run = prepare(key)
-            for c in cls_group:
-                if _rank(c) != rank:
-                    continue
-                for ref in refs:
-                    if ref.powers is None or ref.powers == c.powers:
-                        combos.append(_evaluate(ref, c, budget, run, factor, bias_check, s.config, ctx, full=False))
+            pairs = [(ref, c) for c in cls_group if _rank(c) == rank
+                     for ref in refs if ref.powers is None or ref.powers == c.powers]
+            combos += _assess_pairs(pairs, budget, run, factor, bias_check, s.config, ctx)
         if any(c.complete and c.raw_used() <= 1.0 for c in combos):
             break
     out.classes_tried = len(combos)
@@ -934,7 +1057,7 @@ def _judge(golden, dialect, theta_run, dtype, states, declared, bias_check, cach
             if c.complete:
                 return c
             group = next(g for g in prepared.values() if c.cls in g[0])
-            return _evaluate(c.ref, c.cls, group[1], group[4], group[3], bias_check, s.config, ctx, full=True)
+            return _evaluate(c.ref, c.cls, group[1], group[4], group[3], bias_check, s.config, ctx)
 
         best = min((complete(c) for c in combos if _rank(c.cls) == ranks[0]), key=lambda c: c.raw_used())
     out.path_class, out.reference = best.cls.key(), best.ref.name

@@ -427,15 +427,19 @@ _SPECIAL = st.sampled_from([0.0, 1.0, 5e-324, 1.7976931348623157e308, np.inf, np
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.one_of(_SPECIAL, st.floats(0, 1e6, allow_subnormal=True)),
                           st.one_of(_SPECIAL, st.floats(0, 1e6, allow_subnormal=True))), min_size=0, max_size=12))
-def test_exceeds_is_raw_above_one(pairs):
-    """The update check's cut (``_Ratios.exceeds``, which skips the ratios of errors within their bounds) decides
-    exactly as ``raw() > 1`` does: at the knife edge (e just above b, e / b rounding to 1), with zeros, NaN and
-    infinities on either side."""
-    from adamconf.reference.judge import _Ratios
+def test_exceeding_is_raw_above_one(pairs):
+    """The update check's cut (``judge._exceeding``, which skips the ratios of errors within their bounds, for
+    several references stacked) decides exactly as ``raw() > 1`` does for each: at the knife edge (e just above
+    b, e / b rounding to 1), with zeros, NaN and infinities on either side."""
+    from adamconf.reference.judge import _exceeding, _Ratios
 
     e = np.array([p[0] for p in pairs], dtype=np.float64).reshape(1, -1)
     b = np.array([p[1] for p in pairs], dtype=np.float64).reshape(1, -1)
     z = np.zeros_like(e)
-    make = lambda: _Ratios("update", np.array([1]), [(0, e.shape[1])], e, b, z, z, z, z)  # noqa: E731
+    # three references against one bound: this one, its errors reversed, and none at all
+    stack = np.stack([e, e[:, ::-1], z])
     with np.errstate(all="ignore"):
-        assert make().exceeds() == ((make().raw() or 0.0) > 1.0)
+        got = _exceeding(stack, b)
+        want = [(_Ratios("update", np.array([1]), [(0, e.shape[1])], x, b, z, z, z, z).raw() or 0.0) > 1.0
+                for x in stack]
+    assert got.tolist() == want

@@ -59,6 +59,31 @@ def test_golden_is_double_double():
     assert np.all(np.abs(lo) <= np.spacing(np.abs(hi)) / 2)
 
 
+def test_a_golden_read_twice_is_read_once_and_cannot_be_written(tmp_path):
+    """A worker reads a store file once for every adapter and dtype that shares it: the second load gives the
+    same arrays, read-only (a write into them would reach every later case, so it raises); a file whose
+    manifest digest changed (a rebuild) is read and checked again, and a changed byte is then refused."""
+    s = catalogue.get("dense-default")
+    first, again = load_golden(s, PRESETS["pytorch"]), load_golden(s, PRESETS["pytorch"])
+    assert again.record.theta[0] is first.record.theta[0] and again.record.steps is first.record.steps
+    for a in (first.record.theta[0], first.record.theta_lo[0], first.record.steps):
+        with pytest.raises(ValueError, match="read-only"):
+            a[...] = 0
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    own = load_golden(s, PRESETS["pytorch"], data_dir=data)  # another store: read from its own files
+    assert own.record.theta[0] is not first.record.theta[0]
+    assert np.array_equal(own.record.theta[0], first.record.theta[0])
+    rel = "dense-default/eps-standard__bc-on.npz"
+    raw = bytearray((data / rel).read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (data / rel).write_bytes(bytes(raw))
+    manifest = read_manifest(data)
+    manifest["files"][rel] = "0" * 64  # as if rebuilt: the digest the process checked is not this one
+    with pytest.raises(GoldenError, match="does not match its manifest"):
+        load_golden(s, PRESETS["pytorch"], data_dir=data, manifest=manifest)
+
+
 def test_committed_goldens_verify_and_rebuild_bit_for_bit():
     assert verify(workers=2, log=lambda *a: None) == []
 
