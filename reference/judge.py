@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -354,7 +354,18 @@ class _Combo:
         return max(vals) if vals else 0.0
 
 
-def _class_bounds(cls: PathClass, budget: Budget, run: "_Run", factor: float, config, exact: bool, ctx: dict) -> tuple:
+class _Bounds(NamedTuple):
+    """A class's update bound at the update steps (U, N), and what goes with it."""
+
+    bound: np.ndarray
+    finite: np.ndarray | None     # where the bound is finite; None: everywhere
+    attained: np.ndarray          # its exactly attainable part (the final rounding of theta)
+    scale: np.ndarray             # the bound without the pow residual (``_Combo.misfit``)
+    rho_pow: np.ndarray           # the pow residual per step (T,)
+
+
+def _class_bounds(cls: PathClass, budget: Budget, run: "_Run", factor: float, config, exact: bool,
+                  ctx: dict) -> _Bounds:
     """What a class's pairs share within one case, for the update check: the per-step bound B_t of ``_evaluate``
     at the update steps (with where it is finite, None if everywhere), its attained part, its scale without the
     pow residual, and the pow residual rho per step.
@@ -371,7 +382,7 @@ def _class_bounds(cls: PathClass, budget: Budget, run: "_Run", factor: float, co
         Fu, Au = Fb[us - 1], A[us - 1]
         bound = Fu + P[us - 1] + Au
         finite = np.isfinite(bound)
-        ctx[key] = (bound, None if finite.all() else finite, Au, Fu + Au, rho_pow)
+        ctx[key] = _Bounds(bound, None if finite.all() else finite, Au, Fu + Au, rho_pow)
     return ctx[key]
 
 
@@ -478,26 +489,35 @@ def _assess_pairs(pairs: Sequence[tuple[Reference, PathClass]], budget: Budget, 
     for members in by_class.values():
         cls = pairs[members[0]][1]
         exact = pairs[members[0]][0].exact
-        bound, bound_finite, Au, scale, *_ = _class_bounds(cls, budget, run, factor, config, exact, ctx)
+        bounds = _class_bounds(cls, budget, run, factor, config, exact, ctx)
         if not len(run.u_steps):
             fails = np.zeros(len(members), dtype=bool)
         else:
-            errs = np.stack([ctx[("ref", id(pairs[i][0]))][1] for i in members])
-            if bound_finite is not None:
-                errs = np.where(bound_finite, errs, 0.0)
-            fails = _exceeding(errs, bound)
+            errs = _judged(np.stack([ctx[("ref", id(pairs[i][0]))][1] for i in members]), bounds)
+            fails = _exceeding(errs, bounds.bound)
         if run.states:  # the state checks of the references the update check leaves in, stacked
             _state_checks([pairs[i][0] for j, i in enumerate(members) if not fails[j]], budget, run, factor, exact,
                           ctx)
         for j, i in enumerate(members):
             ref = pairs[i][0]
             if fails[j]:
-                upd = _Ratios("update", run.u_steps, run.parts, errs[j], bound, Au, ctx[("ref", id(ref))][0],
-                              run.delta, run.basis, scale)
+                upd = _update_ratios(run, errs[j], ctx[("ref", id(ref))][0], bounds)
                 out[i] = _Combo(ref, cls, {"update": upd}, None, complete=False)
             else:
                 out[i] = _evaluate(ref, cls, budget, run, factor, bias_check, config, ctx)
     return [out[i] for i in range(len(pairs))]
+
+
+def _judged(err: np.ndarray, bounds: _Bounds) -> np.ndarray:
+    """The update errors (err: where both the run and the reference are finite) where the class's bound is
+    finite too, 0 elsewhere; err may be one reference's (U, N) or a stack (R, U, N)."""
+    return err if bounds.finite is None else np.where(bounds.finite, err, 0.0)
+
+
+def _update_ratios(run: "_Run", err: np.ndarray, ref_delta: np.ndarray, bounds: _Bounds) -> _Ratios:
+    """The update check of one pair: its judged errors against the class's bounds (``_class_bounds``)."""
+    return _Ratios("update", run.u_steps, run.parts, err, bounds.bound, bounds.attained, ref_delta, run.delta,
+                   run.basis, bounds.scale)
 
 
 def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", factor: float, bias_check: bool,
@@ -513,14 +533,12 @@ def _evaluate(ref: Reference, cls: PathClass, budget: Budget, run: "_Run", facto
     us, steps = run.u_steps, run.steps
     _reference_errors([ref], run, ctx)
     ref_delta, err, t_err, th = ctx[("ref", id(ref))]
-    bound, bound_finite, Au, scale, rho_pow = _class_bounds(cls, budget, run, factor, config, exact, ctx)
+    bounds = _class_bounds(cls, budget, run, factor, config, exact, ctx)
+    rho_pow = bounds.rho_pow
     t_bound, t_bound_finite, t_attained = _trajectory_bounds(cls, budget, run, factor, config, exact, ctx)
     checks: dict[str, _Ratios] = {}
     if len(us):
-        # the error where both the run and the reference are finite (err) and so is the bound
-        judged_err = err if bound_finite is None else np.where(bound_finite, err, 0.0)
-        checks["update"] = _Ratios("update", us, run.parts, judged_err, bound, Au, ref_delta, run.delta, run.basis,
-                                   scale)
+        checks["update"] = _update_ratios(run, _judged(err, bounds), ref_delta, bounds)
     # trajectory: the running sum of the per-step bounds, at the recorded steps; every step's final
     # rounding can be attained, all in one direction: their sum is the attainable part
     checks["trajectory"] = _Ratios("trajectory", steps, run.parts, np.where(t_bound_finite, t_err, 0.0),
